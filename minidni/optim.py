@@ -1,0 +1,77 @@
+"""Optimizers: each updates a list of :class:`~minidni.layers.Parameter` in place."""
+
+from __future__ import annotations
+
+from . import backend
+from .layers import Parameter
+
+
+class Optimizer:
+    """Base class: holds the parameters and clears their gradients."""
+
+    def __init__(self, params: list[Parameter], lr: float):
+        self.params = list(params)
+        self.lr = lr
+
+    def zero_grad(self) -> None:
+        xp = backend.namespace()
+        for p in self.params:
+            p.grad = xp.zeros_like(p.value)
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum.
+
+    ``v <- momentum * v + g``;  ``theta <- theta - lr * v``  (PyTorch's convention; with
+    ``momentum=0`` this is plain ``theta <- theta - lr * g``).
+    """
+
+    def __init__(self, params: list[Parameter], lr: float = 0.01, momentum: float = 0.0):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.v = [backend.namespace().zeros_like(p.value) for p in self.params]
+
+    def step(self) -> None:
+        for p, v in zip(self.params, self.v):
+            v *= self.momentum
+            v += p.grad
+            p.value -= self.lr * v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction.
+
+    ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;
+    ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
+    ``v_hat = v / (1 - b2^t)`` and t the number of steps taken.
+    """
+
+    def __init__(
+        self,
+        params: list[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        super().__init__(params, lr)
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0
+        xp = backend.namespace()
+        self.m = [xp.zeros_like(p.value) for p in self.params]
+        self.v = [xp.zeros_like(p.value) for p in self.params]
+
+    def step(self) -> None:
+        xp = backend.namespace()
+        self.t += 1
+        c1 = 1.0 - self.b1**self.t
+        c2 = 1.0 - self.b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            m *= self.b1
+            m += (1.0 - self.b1) * p.grad
+            v *= self.b2
+            v += (1.0 - self.b2) * (p.grad * p.grad)
+            p.value -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)

@@ -1,0 +1,78 @@
+"""Shared fixtures: the backend parametrisation and the hypothesis profiles.
+
+Hypothesis profiles (choose with ``HYPOTHESIS_PROFILE`` or ``--hypothesis-profile``):
+
+- ``ci``       (default): few examples, no deadline; keeps the suite fast on 2 cores;
+- ``thorough``: many examples, for a long run on demand:
+  ``HYPOTHESIS_PROFILE=thorough pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from minidni import backend
+
+settings.register_profile(
+    "ci",
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _available_backends() -> list[str]:
+    names = ["numpy", "array_api_strict"]
+    try:
+        backend._load("cupy")
+        names.append("cupy")
+    except backend.BackendError:
+        pass  # no GPU here: the cupy backend is simply not part of this run
+    return names
+
+
+BACKENDS = _available_backends()
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """Run the test once per available backend (numpy, array_api_strict, cupy with a GPU)."""
+    with backend.use_backend(request.param) as namespace:
+        yield namespace
+
+
+@pytest.fixture
+def float64():
+    """Make float64 the default dtype for the test (gradient checks)."""
+    with backend.use_dtype("float64"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The directory with the real data sets; tests that need them skip when it is absent."""
+    env = os.environ.get("MINIDNI_DATA_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(data_dir: Path) -> Path:
+    """``<data dir>/mnist``; skips the test (with the reason) when the files are not there."""
+    path = data_dir / "mnist"
+    if not (path / "t10k-images-idx3-ubyte.gz").exists() and not (
+        path / "t10k-images-idx3-ubyte"
+    ).exists():
+        pytest.skip(f"MNIST not found in {path}; set MINIDNI_DATA_DIR to the data directory")
+    return path
