@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from . import backend
 from .layers import Module
 
@@ -24,15 +26,11 @@ Array = Any
 TINY = 1e-12
 
 
-def relative_error(a: float, b: float) -> float:
-    """``|a - b| / max(|a|, |b|, 1e-12)``."""
-    return abs(a - b) / max(abs(a), abs(b), TINY)
-
-
 def dodge_kinks(x: Array, margin: float = 1e-3) -> Array:
     """Push entries with ``|x| < margin`` out to ``+-margin`` (sign kept, 0 goes to +)."""
     xp = backend.namespace()
-    return xp.where(xp.abs(x) < margin, xp.where(x < 0, -margin, margin), x)
+    sign = 2.0 * xp.astype(x >= 0, x.dtype) - 1.0
+    return xp.where(xp.abs(x) < margin, margin * sign, x)
 
 
 def _directions(rng: backend.RNG, shape: tuple[int, ...], n_random: int, max_elementwise: int):
@@ -60,23 +58,26 @@ def check_directional(
     n_random: int = 3,
     max_elementwise: int = 64,
 ) -> float:
-    """Largest relative error of ``grad`` for the array reached through ``get``/``put``.
+    """Relative error of ``grad`` for the array reached through ``get``/``put``.
 
-    ``objective()`` evaluates the scalar loss at the current value of that array.
+    ``objective()`` evaluates the scalar loss at the current value of that array. The
+    directional derivatives along all directions form two vectors, numeric and analytic;
+    the result is ``||numeric - analytic|| / max(||numeric||, ||analytic||, 1e-12)``.
     """
     xp = backend.namespace()
     x0 = get()
-    worst = 0.0
+    numeric, analytic = [], []
     for u in _directions(rng, tuple(x0.shape), n_random, max_elementwise):
         put(x0 + eps * u)
         plus = objective()
         put(x0 - eps * u)
         minus = objective()
         put(x0)
-        numeric = (plus - minus) / (2 * eps)
-        analytic = backend.to_float(xp.sum(grad * u))
-        worst = max(worst, relative_error(numeric, analytic))
-    return worst
+        numeric.append((plus - minus) / (2 * eps))
+        analytic.append(backend.to_float(xp.sum(grad * u)))
+    num, ana = np.asarray(numeric), np.asarray(analytic)
+    scale = max(np.linalg.norm(num), np.linalg.norm(ana), TINY)
+    return float(np.linalg.norm(num - ana) / scale)
 
 
 def check_module(
@@ -115,7 +116,9 @@ def check_module(
             p.value = v
 
         name = f"{i}.{p.name}"
-        errors[name] = check_directional(objective, lambda p=p: p.value, put, grads[p], rng, eps, **kwargs)
+        errors[name] = check_directional(
+            objective, lambda p=p: p.value, put, grads[p], rng, eps, **kwargs
+        )
     module.zero_grad()
     return errors
 
@@ -139,3 +142,42 @@ def check_loss(
         return backend.to_float(loss_fn(state["pred"], target)[0])
 
     return check_directional(objective, lambda: state["pred"], put, dpred, rng, eps, **kwargs)
+
+
+def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
+    """One ``(name, check)`` per layer and loss; each check returns the worst relative error.
+
+    Call inside ``backend.use_dtype("float64")``. ``minidni gradcheck`` prints these.
+    """
+    from . import layers, losses
+
+    b, d_in, d_out = 5, 4, 3
+
+    def module_case(make: Callable[[], Module], dodge: bool = False, train: bool = True):
+        def run() -> float:
+            x = rng.normal((b, d_in))
+            x = dodge_kinks(x) if dodge else x
+            module = make()
+            if not train:  # give the running statistics non-trivial values first
+                module.forward(rng.normal((b, d_in)) * 2.0 + 0.5, True)
+            return max(check_module(module, x, rng, train=train).values())
+
+        return run
+
+    def loss_case(fn: Callable, make_target: Callable[[], Array]):
+        return lambda: check_loss(fn, rng.normal((b, d_out)), make_target(), rng)
+
+    xp = backend.namespace()
+    labels = lambda: backend.asarray(rng.np.integers(0, d_out, size=b), dtype=xp.int64)  # noqa: E731
+    return [
+        ("Linear", module_case(lambda: layers.Linear(d_in, d_out, rng))),
+        ("ReLU", module_case(layers.ReLU, dodge=True)),
+        ("Tanh", module_case(layers.Tanh)),
+        ("Sigmoid", module_case(layers.Sigmoid)),
+        ("BatchNorm (train)", module_case(lambda: layers.BatchNorm(d_in))),
+        ("BatchNorm (eval)", module_case(lambda: layers.BatchNorm(d_in), train=False)),
+        ("Sequential MLP", module_case(lambda: layers.mlp([d_in, 6, d_out], rng))),
+        ("softmax_cross_entropy", loss_case(losses.softmax_cross_entropy, labels)),
+        ("mse", loss_case(losses.mse, lambda: rng.normal((b, d_out)))),
+        ("sigmoid_bce", loss_case(losses.sigmoid_bce, lambda: rng.uniform((b, d_out)))),
+    ]

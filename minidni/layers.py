@@ -70,30 +70,34 @@ class Linear(Module):
 
     Shapes: x (B, D_in) -> out (B, D_out); W (D_in, D_out); b (D_out,).
     ``init`` names the weight initialiser (see :mod:`minidni.init`); the bias starts at 0.
+    ``bias=False`` drops b, as before a BatchNorm, whose mean subtraction would cancel it.
     """
 
-    def __init__(self, d_in: int, d_out: int, rng: backend.RNG, init: str = "he"):
+    def __init__(
+        self, d_in: int, d_out: int, rng: backend.RNG, init: str = "he", bias: bool = True
+    ):
         self.d_in, self.d_out = d_in, d_out
         self.W = Parameter(init_weight(rng, d_in, d_out, init), "W")
-        self.b = Parameter(zeros((d_out,)), "b")
+        self.b = Parameter(zeros((d_out,)), "b") if bias else None
 
     def __repr__(self) -> str:
-        return f"Linear({self.d_in}, {self.d_out})"
+        return f"Linear({self.d_in}, {self.d_out}{'' if self.b else ', bias=False'})"
 
     def parameters(self) -> list[Parameter]:
-        return [self.W, self.b]
+        return [self.W] if self.b is None else [self.W, self.b]
 
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check("input", (None, self.d_in), x.shape)
-        xp = backend.namespace()
-        return xp.matmul(x, self.W.value) + self.b.value, x
+        out = backend.namespace().matmul(x, self.W.value)
+        return (out if self.b is None else out + self.b.value), x
 
     def backward(self, dout: Array, cache: Any) -> Array:
         x = cache
         self._check("dout", (x.shape[0], self.d_out), dout.shape)
         xp = backend.namespace()
         self.W.grad += xp.matmul(xp.permute_dims(x, (1, 0)), dout)  # (D_in, D_out)
-        self.b.grad += xp.sum(dout, axis=0)
+        if self.b is not None:
+            self.b.grad += xp.sum(dout, axis=0)
         return xp.matmul(dout, xp.permute_dims(self.W.value, (1, 0)))  # (B, D_in)
 
 
@@ -243,12 +247,13 @@ def mlp(
 ) -> Sequential:
     """A fully connected net, ``sizes = [D_in, H_1, ..., H_k, D_out]``.
 
-    Each hidden layer is Linear (+ BatchNorm) + ReLU, as in the paper's MNIST nets; the
-    last layer is a bare Linear (logits) initialised with ``final_init``.
+    Each hidden layer is Linear (+ BatchNorm) + ReLU, as in the paper's MNIST nets (the
+    Linear has no bias before a BatchNorm); the last layer is a bare Linear (logits)
+    initialised with ``final_init``.
     """
     layers: list[Module] = []
     for d_in, d_out in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(Linear(d_in, d_out, rng))
+        layers.append(Linear(d_in, d_out, rng, bias=not batchnorm))
         if batchnorm:
             layers.append(BatchNorm(d_out))
         layers.append(ReLU())

@@ -1,0 +1,108 @@
+"""The ``minidni`` command (also ``python -m minidni``).
+
+minidni demo                      MNIST MLP: backprop and every-layer cDNI side by side
+minidni gradcheck                 finite-difference check of every layer and loss
+minidni reproduce NAME --profile smoke|quick|full --out DIR
+minidni figures [--results DIR] [--out figures/]
+minidni bench                     milliseconds per training step
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import backend
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    demo(epochs=args.epochs, methods=args.methods.split(","), seed=args.seed)
+    return 0
+
+
+def _gradcheck(args: argparse.Namespace) -> int:
+    from .gradcheck import standard_cases
+
+    print(f"backend {backend.get_backend()}, float64, tolerance {args.tol:g}")
+    print(f"{'layer / loss':<28}{'max relative error':>20}")
+    worst = 0.0
+    with backend.use_dtype("float64"):
+        for name, check in standard_cases(backend.RNG(args.seed)):
+            err = check()
+            worst = max(worst, err)
+            flag = "" if err <= args.tol else "   FAIL"
+            print(f"{name:<28}{err:>20.2e}{flag}")
+    print(f"worst {worst:.2e}: {'ok' if worst <= args.tol else 'FAILED'}")
+    return 0 if worst <= args.tol else 1
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from . import experiments
+
+    experiments.run(args.name, args.profile, Path(args.out))
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from .plots import make_all
+
+    for path in make_all(Path(args.results), Path(args.out)):
+        print(path)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    bench(batch=args.batch, steps=args.steps)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``minidni`` console script."""
+    from .experiments import EXPERIMENTS, PROFILE_NAMES
+
+    parser = argparse.ArgumentParser(prog="minidni", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backend", choices=backend.BACKENDS, help="array backend (default: $MINIDNI_BACKEND)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train an MNIST MLP with backprop and with cDNI")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--methods", default="bprop,cdni", help="comma-separated: bprop, dni, cdni")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("gradcheck", help="check every layer and loss by finite differences")
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_gradcheck)
+
+    p = sub.add_parser("reproduce", help="run one of the paper's experiments")
+    p.add_argument("name", choices=list(EXPERIMENTS))
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
+    p.add_argument("--out", default="results")
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("figures", help="turn results JSON into the figures")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="figures")
+    p.set_defaults(func=_figures)
+
+    p = sub.add_parser("bench", help="milliseconds per training step")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--steps", type=int, default=50)
+    p.set_defaults(func=_bench)
+
+    args = parser.parse_args(argv)
+    if args.backend:
+        backend.set_backend(args.backend)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The paper's experiments, one module each, run by ``minidni reproduce NAME``.
+
+Every experiment module defines ``PROFILES`` (``smoke``: seconds, used by the tests;
+``quick``: at most 20-30 minutes on a 2-core CPU; ``full``: the paper's scale, for a GPU)
+and ``run(profile, out, log) -> dict``, which writes ``<out>/<NAME>.json``: the config,
+the seeds, per-run curves, final numbers and the wall time (see :mod:`.common`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+EXPERIMENTS = {
+    "ff": "minidni.experiments.ff",
+    "update-prob": "minidni.experiments.update_prob",
+    "rnn-copy": "minidni.experiments.rnn_copy",
+    "rnn-ptb": "minidni.experiments.rnn_ptb",
+    "unlock": "minidni.experiments.unlock",
+}
+PROFILE_NAMES = ("smoke", "quick", "full")
+
+
+def load(name: str) -> ModuleType:
+    """The module of experiment ``name``."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; valid ones are: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def run(name: str, profile: str, out: Path, log: Any = print) -> dict:
+    """Run experiment ``name`` with ``profile`` and write its results JSON under ``out``."""
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
+    return load(name).run(profile, Path(out), log)

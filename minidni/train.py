@@ -1,0 +1,104 @@
+"""A small training loop for classifiers, shared by the demo and the experiments.
+
+A model is anything with ``step(x, labels) -> {"loss": float, ...}`` and
+``predict(x) -> logits`` (e.g. :class:`minidni.decoupled.DecoupledNet`). Data sets are
+host NumPy arrays, moved to the current backend once; minibatches are drawn from a
+host-side shuffle, so one seed gives the same batches on every backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .losses import error_rate
+
+
+@dataclass
+class Dataset:
+    """Inputs x (N, D) and integer labels y (N,) on the current backend."""
+
+    x: Any
+    y: Any
+
+    @classmethod
+    def from_numpy(cls, x: np.ndarray, y: np.ndarray) -> Dataset:
+        return cls(backend.asarray(x), backend.asarray(y.astype(np.int64)))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, index: np.ndarray) -> tuple[Any, Any]:
+        """Rows ``index`` (host int array) as a (x (K, D), y (K,)) batch."""
+        xp = backend.namespace()
+        i = backend.asarray(index.astype(np.int64))
+        return xp.take(self.x, i, axis=0), xp.take(self.y, i, axis=0)
+
+
+def batches(n: int, batch_size: int, rng: backend.RNG):
+    """Endless host index batches: reshuffled every epoch, the last short batch dropped."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]
+
+
+def evaluate(predict: Callable[[Any], Any], data: Dataset, batch_size: int = 1000) -> float:
+    """Classification error of ``predict`` on ``data``, in [0, 1]."""
+    wrong = 0.0
+    for start in range(0, len(data), batch_size):
+        x, y = data.take(np.arange(start, min(start + batch_size, len(data))))
+        wrong += error_rate(predict(x), y) * int(x.shape[0])
+    return wrong / len(data)
+
+
+@dataclass
+class History:
+    """What a run recorded: test error at evaluation steps, losses, wall time."""
+
+    steps: list[int] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final_test_error(self) -> float:
+        return self.test_error[-1]
+
+
+def fit(
+    model: Any,
+    train: Dataset,
+    test: Dataset,
+    steps: int,
+    rng: backend.RNG,
+    batch_size: int = 256,
+    eval_every: int = 500,
+    log: Callable[[str], None] | None = None,
+) -> History:
+    """Train ``model`` for ``steps`` minibatch steps, evaluating every ``eval_every`` steps
+    and at the end. ``train_loss`` holds the mean training loss since the last evaluation."""
+    history = History()
+    start, running = time.perf_counter(), []
+    index = batches(len(train), batch_size, rng)
+    for step in range(1, steps + 1):
+        x, y = train.take(next(index))
+        running.append(model.step(x, y)["loss"])
+        if step % eval_every == 0 or step == steps:
+            history.steps.append(step)
+            history.test_error.append(evaluate(model.predict, test))
+            history.train_loss.append(float(np.mean(running)))
+            running = []
+            if log is not None:
+                log(
+                    f"step {step:6d}  train loss {history.train_loss[-1]:.4f}  "
+                    f"test error {100 * history.test_error[-1]:5.2f}%  "
+                    f"{time.perf_counter() - start:6.1f}s"
+                )
+    history.seconds = time.perf_counter() - start
+    return history
