@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__, backend
@@ -53,3 +56,97 @@ def save(results: dict, out: Path) -> Path:
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, path)
     return path
+
+
+@functools.cache
+def _mnist_cached(data_dir: str | None, backend_name: str) -> tuple[Dataset, Dataset]:
+    return mnist(data_dir)
+
+
+def mlp_job(job: dict) -> dict:
+    """Train one every-layer-decoupled MNIST MLP and return its run record.
+
+    ``job`` holds: method, depth (hidden layers of ``width`` units), seed, steps,
+    eval_every, batch_size, lr, sg_lr, sg_hidden, p_update (1 = lockstep) and optionally
+    train_subset / test_subset (first rows only, for the smoke profile).
+    """
+    from ..decoupled import build_mlp
+    from ..schedules import Stochastic
+    from ..train import fit
+
+    backend.set_backend(job.get("backend", backend.get_backend()))
+    train, test = _mnist_cached(job.get("data_dir"), backend.get_backend())
+    if job.get("train_subset"):
+        train = Dataset(train.x[: job["train_subset"]], train.y[: job["train_subset"]])
+    if job.get("test_subset"):
+        test = Dataset(test.x[: job["test_subset"]], test.y[: job["test_subset"]])
+    rng = backend.RNG(job["seed"])
+    p = job.get("p_update", 1.0)
+    net = build_mlp(
+        job["method"],
+        [784] + [job["width"]] * job["depth"] + [10],
+        rng,
+        lr=job["lr"],
+        sg_hidden=tuple(job["sg_hidden"]),
+        sg_lr=job["sg_lr"],
+        schedule=None if p == 1.0 else Stochastic(p, rng.spawn()),
+    )
+    history = fit(net, train, test, job["steps"], rng.spawn(), job["batch_size"], job["eval_every"])
+    return {
+        **{k: v for k, v in job.items() if k not in ("data_dir", "backend")},
+        "steps_evaluated": history.steps,
+        "test_error": history.test_error,
+        "train_loss": history.train_loss,
+        "final_test_error": history.final_test_error,
+        "seconds": round(history.seconds, 2),
+    }
+
+
+def _init_worker() -> None:
+    # One BLAS thread per worker process: the workers already fill the cores.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def run_jobs(fn: Callable[[dict], dict], jobs: list[dict], workers: int, log: Callable) -> list:
+    """Run ``fn`` on every job, in ``workers`` processes (spawned, one BLAS thread each)
+    when ``workers > 1``; logs one line per finished job. Results keep the jobs' order."""
+    jobs = [{**job, "backend": backend.get_backend()} for job in jobs]
+    if workers <= 1:
+        results = []
+        for job in jobs:
+            results.append(fn(job))
+            log(_summary(results[-1]))
+        return results
+    _init_worker()  # inherited by the spawned children before they import numpy
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        results = []
+        for result in pool.imap(fn, jobs):
+            results.append(result)
+            log(_summary(result))
+    return results
+
+
+def _summary(run: dict) -> str:
+    keys = ("method", "depth", "p_update", "seed")
+    what = " ".join(f"{k}={run[k]}" for k in keys if k in run)
+    return f"  {what}: test error {100 * run['final_test_error']:.2f}%  ({run['seconds']:.0f}s)"
+
+
+def error_table(results: dict, row_key: str, rows: list, label: str) -> str:
+    """Markdown table of final test error %, mean (min-max) over seeds, one row per value
+    of ``row_key`` and one column per method."""
+    methods = results["config"]["methods"]
+    lines = [f"| {label} | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for row in rows:
+        cells = []
+        for method in methods:
+            errs = [
+                100 * r["final_test_error"]
+                for r in results["runs"]
+                if r[row_key] == row and r["method"] == method
+            ]
+            cells.append(f"{sum(errs) / len(errs):.2f} ({min(errs):.2f}-{max(errs):.2f})")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

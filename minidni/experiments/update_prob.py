@@ -1,0 +1,94 @@
+"""``minidni reproduce update-prob``: DNI and cDNI with stochastic updates.
+
+Jaderberg et al. 2017, section 4.1 / Figure 5: after each forward pass, every layer's
+backward pass and update happen only with probability ``p_update``, independently per
+layer (:class:`minidni.schedules.Stochastic`). The paper's point: decoupled layers keep
+learning when they update rarely and out of step with each other.
+
+Profiles: ``smoke`` (seconds), ``quick`` (3 hidden layers, 3 seeds, 5000 steps, ~15
+minutes on 2 cores), ``full`` (the paper's scale).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .common import error_table, mlp_job, record, run_jobs, save
+from .ff import BASE
+
+P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
+PROFILES = {
+    "smoke": {
+        **BASE,
+        "depth": 3,
+        "p_update": [1.0, 0.2],
+        "methods": ["dni", "cdni"],
+        "seeds": [0],
+        "steps": 20,
+        "eval_every": 10,
+        "sg_hidden": {"dni": [32], "cdni": []},
+        "train_subset": 2048,
+        "test_subset": 500,
+        "workers": 1,
+    },
+    "quick": {
+        **BASE,
+        "depth": 3,
+        "p_update": P_UPDATE,
+        "methods": ["dni", "cdni"],
+        "seeds": [0, 1, 2],
+        "steps": 5000,
+        "eval_every": 500,
+        "sg_hidden": {"dni": [], "cdni": []},
+        "workers": 2,
+    },
+    "full": {
+        **BASE,
+        "lr": {"dni": 3e-5, "cdni": 3e-5},
+        "sg_lr": {"dni": 3e-5, "cdni": 3e-5},
+        "depth": 4,
+        "p_update": P_UPDATE,
+        "methods": ["dni", "cdni"],
+        "seeds": [0, 1, 2],
+        "steps": 500_000,
+        "eval_every": 5000,
+        "sg_hidden": {"dni": [1024, 1024], "cdni": [1024, 1024]},
+        "workers": 1,
+    },
+}
+
+
+def jobs(config: dict) -> list[dict]:
+    """One job per (p_update, method, seed)."""
+    keys = ("width", "batch_size", "steps", "eval_every", "depth", "train_subset", "test_subset")
+    return [
+        {
+            **{k: config[k] for k in keys if k in config},
+            **{k: config[k][method] for k in ("lr", "sg_lr", "sg_hidden")},
+            "method": method,
+            "p_update": p,
+            "seed": seed,
+        }
+        for p in config["p_update"]
+        for method in config["methods"]
+        for seed in config["seeds"]
+    ]
+
+
+def run(profile: str, out: Path, log=print) -> dict:
+    """Run the profile, write ``<out>/update-prob.json`` and print a table."""
+    config = PROFILES[profile]
+    started = time.time()
+    log(f"update-prob ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
+    runs = run_jobs(mlp_job, jobs(config), config["workers"], log)
+    results = record("update-prob", profile, config, runs, started)
+    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
+    log(table(results))
+    return results
+
+
+def table(results: dict) -> str:
+    """Markdown table: mean (min-max) final test error % per p_update and method."""
+    config = results["config"]
+    return error_table(results, "p_update", config["p_update"], "p_update")

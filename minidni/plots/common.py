@@ -1,0 +1,40 @@
+"""Helpers shared by the plotting modules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+COLORS = {
+    "bprop": "black",
+    "dni": "tab:blue",
+    "cdni": "tab:red",
+    "bptt": "black",
+    "dni_aux": "tab:green",
+}
+LABELS = {"bprop": "Bprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT", "dni_aux": "DNI + Aux"}
+
+
+def load(results_dir: Path, name: str) -> dict | None:
+    """``<results_dir>/<name>.json``, or None (with a note) when it is not there."""
+    path = Path(results_dir) / f"{name}.json"
+    if not path.exists():
+        print(f"skipping {name}: {path} not found (run: minidni reproduce {name})")
+        return None
+    return json.loads(path.read_text())
+
+
+def mean_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over runs of equally long curves."""
+    a = np.asarray(curves, dtype=float)
+    return a.mean(axis=0), a.min(axis=0), a.max(axis=0)
+
+
+def subtitle(results: dict) -> str:
+    """'profile quick, 3 seeds, 1234 s' for a figure's caption line."""
+    return (
+        f"profile {results['profile']}, {len(results['seeds'])} seed(s), "
+        f"wall {results['wall_seconds']:.0f} s, backend {results['environment']['backend']}"
+    )
