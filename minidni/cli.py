@@ -10,6 +10,7 @@ minidni bench                     milliseconds per training step
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -99,9 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
-    if args.backend:
-        backend.set_backend(args.backend)
-    return args.func(args)
+    try:
+        backend.set_backend(args.backend or os.environ.get("MINIDNI_BACKEND", "numpy"))
+    except (ValueError, backend.BackendError) as e:
+        return _fail(e)
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        return _fail(e)
+
+
+def _fail(error: Exception) -> int:
+    """A missing GPU or data file, or a bad name: one line, no traceback, exit status 2."""
+    print(f"minidni: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the environment rather than a bug: shown as one line."""
+    from .data import DataError
+
+    return (backend.BackendError, DataError)
 
 
 if __name__ == "__main__":

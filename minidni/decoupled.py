@@ -25,6 +25,9 @@ on that step the SG model at the boundary just before it does not learn either. 
 ``M_{i+1}`` learns exactly on the steps where module i+1 ran backward, whether or not
 module i (which consumes its prediction) did.
 
+Delayed (stale) updates and synthetic inputs (complete unlock) are in
+:mod:`minidni.unlock`, whose :class:`~minidni.unlock.UnlockedNet` builds on this class.
+
 ``method="bprop"`` is ordinary backpropagation through the same chain. ``sg_targets=
 "backprop"`` trains the SG models on true backprop gradients: for analysis only, since it
 needs a full backward pass and so *nothing is unlocked*.
@@ -61,6 +64,8 @@ class DecoupledNet:
         optimizer: builds a module's optimizer from its parameters (default: Adam, ``lr``).
     """
 
+    honours_delays = False  # step() runs every backward pass on the step of its forward pass
+
     def __init__(
         self,
         modules: Sequence[Module],
@@ -85,6 +90,11 @@ class DecoupledNet:
         self.opts = [make(m.parameters()) for m in self.modules]
         self.n_classes = n_classes
         self.schedule = schedule or Lockstep()
+        if any(self.schedule.delays(len(self.modules))) and not self.honours_delays:
+            raise ValueError(
+                f"{type(self).__name__} cannot run the delayed schedule {self.schedule!r}; "
+                "use minidni.unlock.UnlockedNet"
+            )
         self.sg_targets = sg_targets
         self.loss_fn = loss_fn
 

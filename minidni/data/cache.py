@@ -7,6 +7,9 @@ Every data file is looked up as ``<dir>/<subdir>/<filename>`` in each of
 2. the per-user cache: ``$MINIDNI_CACHE_DIR``, else ``$XDG_CACHE_HOME/minidni``, else
    ``~/.cache/minidni``.
 
+A loader's explicit ``data_dir`` argument (the data root, or the ``<subdir>`` folder
+itself) is searched before both.
+
 A file found nowhere is downloaded into the cache from its URLs, in order. Every file,
 found or downloaded, is checked against its known SHA-256 before use; for a ``.gz`` file
 the sum is that of the *decompressed* bytes, so a re-compressed archive with the right
@@ -78,7 +81,10 @@ def _candidates(
 
 
 def locate(
-    subdir: str, filename: str, decompress_gz: bool = False, data_dir=None
+    subdir: str,
+    filename: str,
+    decompress_gz: bool = False,
+    data_dir: str | os.PathLike | None = None,
 ) -> Path | None:
     """The first existing local copy of a file, or None; never downloads or verifies."""
     for path, _ in _candidates(subdir, filename, decompress_gz, data_dir):
@@ -101,15 +107,19 @@ def _read(path: Path, is_gzip: bool) -> bytes:
         ) from e
 
 
-def _check(path: Path, content: bytes, sha256: str | None, what: str) -> None:
+_REDOWNLOAD = (
+    "The file is damaged or is not the expected file. Delete it and load again to "
+    "re-download it (or replace it with a good copy)."
+)
+
+
+def _check(path: Path, content: bytes, sha256: str | None, what: str, advice: str) -> None:
     if sha256 is None:
         return
     actual = hashlib.sha256(content).hexdigest()
     if actual != sha256:
         raise DataError(
-            f"checksum mismatch for {path}{what}: expected sha256 {sha256}, got {actual}. "
-            "The file is damaged or is not the expected file. Delete it and load again to "
-            "re-download it (or replace it with a good copy)."
+            f"checksum mismatch for {path}{what}: expected sha256 {sha256}, got {actual}. {advice}"
         )
 
 
@@ -134,7 +144,7 @@ def _download(
                 while chunk := r.read(_CHUNK):
                     f.write(chunk)
             content = _read(tmp, is_gzip)
-            _check(tmp, content, sha256, f" (downloaded from {url})")
+            _check(tmp, content, sha256, f" (downloaded from {url})", "The download was discarded.")
             if validate is not None:
                 validate(content, url)
             os.replace(tmp, target)
@@ -146,37 +156,47 @@ def _download(
     return None, failures
 
 
-def fetch_bytes(
+def _local(
+    subdir: str,
+    filename: str,
+    sha256: str | None,
+    decompress_gz: bool,
+    data_dir: str | os.PathLike | None,
+) -> tuple[Path, bool, bytes | None] | None:
+    """The first local copy as (path, is_gzip, content); content None if not read here."""
+    for path, is_gzip in _candidates(subdir, filename, decompress_gz, data_dir):
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        if sha256 is None:
+            return path, is_gzip, None  # nothing to verify: the caller parses it
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, sha256, is_gzip)
+        if key in _verified:
+            return path, is_gzip, None
+        content = _read(path, is_gzip)
+        what = " (sha256 of the decompressed bytes)" if is_gzip else ""
+        _check(path, content, sha256, what, _REDOWNLOAD)
+        _verified.add(key)
+        return path, is_gzip, content
+    return None
+
+
+def _fetch(
     subdir: str,
     filename: str,
     urls: list[str],
     sha256: str | None,
-    decompress_gz: bool = False,
-    *,
-    data_dir: str | os.PathLike | None = None,
-    validate: Callable[[bytes, str], None] | None = None,
-) -> bytes:
-    """Like :func:`fetch`, but return the verified content (decompressed if ``decompress_gz``).
-
-    Loaders use this so that a file is read and decompressed once, not once to verify
-    and again to parse.
-    """
-    for path, is_gzip in _candidates(subdir, filename, decompress_gz, data_dir):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, sha256 or "", is_gzip)
-        content = _read(path, is_gzip)
-        if sha256 is not None and key not in _verified:
-            _check(path, content, sha256, " (sha256 of the decompressed bytes)" if is_gzip else "")
-            _verified.add(key)
-        return content
-
+    decompress_gz: bool,
+    data_dir: str | os.PathLike | None,
+    validate: Callable[[bytes, str], None] | None,
+) -> tuple[Path, bool, bytes | None]:
+    found = _local(subdir, filename, sha256, decompress_gz, data_dir)
+    if found is not None:
+        return found
     target = cache_dir() / subdir / filename
     content, failures = _download(urls, target, decompress_gz, sha256, validate)
     if content is not None:
-        return content
+        return target, decompress_gz, content
     looked = ", ".join(str(p.parent) for p, _ in _candidates(subdir, filename, False, data_dir))
     raise DataError(
         f"data file {filename!r} was not found and could not be downloaded.\n"
@@ -205,7 +225,8 @@ def fetch(
         urls: download locations, tried in order when no local copy exists.
         sha256: hex SHA-256 of the content (of the *decompressed* bytes when
             ``decompress_gz``), or None when no sum is known: then only ``validate``
-            (e.g. a parser that raises :class:`DataError`) guards a download.
+            (e.g. a parser that raises :class:`DataError`) guards a download, and the
+            caller must check a local copy itself (by parsing it).
         decompress_gz: the file is gzip-compressed; an already-decompressed copy under the
             name without ``.gz`` is accepted too (and its path returned).
         data_dir: searched before :func:`data_dirs`; the data root or the subdir itself.
@@ -215,9 +236,27 @@ def fetch(
     Raises:
         DataError: checksum mismatch, damaged archive, or no local copy and no download.
     """
-    fetch_bytes(
-        subdir, filename, urls, sha256, decompress_gz, data_dir=data_dir, validate=validate
+    return _fetch(subdir, filename, urls, sha256, decompress_gz, data_dir, validate)[0]
+
+
+def fetch_bytes(
+    subdir: str,
+    filename: str,
+    urls: list[str],
+    sha256: str | None,
+    decompress_gz: bool = False,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    validate: Callable[[bytes, str], None] | None = None,
+) -> bytes:
+    """Like :func:`fetch`, but return the verified content (decompressed if ``decompress_gz``).
+
+    Loaders use this so that a file is read and decompressed once, not once to verify
+    and again to parse.
+    """
+    path, is_gzip, content = _fetch(
+        subdir, filename, urls, sha256, decompress_gz, data_dir, validate
     )
-    path = locate(subdir, filename, decompress_gz, data_dir)
-    assert path is not None  # fetch_bytes found it or just downloaded it
-    return path
+    if content is None:  # verified earlier in this process, or nothing to verify
+        content = _read(path, is_gzip)
+    return content

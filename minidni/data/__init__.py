@@ -1,0 +1,39 @@
+"""Data sets and task generators, as host NumPy arrays.
+
+- MNIST (:func:`load_mnist`, :func:`mnist_batches`, :func:`standardize`);
+- character-level Penn Treebank (:func:`load_ptb_chars`, :data:`PTB_VOCAB`,
+  :func:`ptb_batches`, :func:`has_split`);
+- the Copy and Repeat Copy tasks (:func:`copy_batch`, :func:`repeat_copy_batch`,
+  :func:`bits_error`).
+
+Files are found in ``$MINIDNI_DATA_DIR`` or the per-user cache, downloaded when
+missing, and always checksum-verified (:mod:`minidni.data.cache`). The training code
+moves arrays to the device with :func:`minidni.backend.asarray`.
+"""
+
+from .cache import DataError, cache_dir, data_dirs, fetch, fetch_bytes, locate
+from .copy_tasks import bits_error, copy_batch, repeat_copy_batch
+from .mnist import load_mnist, mnist_batches, parse_idx, standardize
+from .ptb import PTB_VOCAB, Vocabulary, has_split, load_ptb_chars, parse_ptb_chars, ptb_batches
+
+__all__ = [
+    "PTB_VOCAB",
+    "DataError",
+    "Vocabulary",
+    "bits_error",
+    "cache_dir",
+    "copy_batch",
+    "data_dirs",
+    "fetch",
+    "fetch_bytes",
+    "has_split",
+    "load_mnist",
+    "load_ptb_chars",
+    "locate",
+    "mnist_batches",
+    "parse_idx",
+    "parse_ptb_chars",
+    "ptb_batches",
+    "repeat_copy_batch",
+    "standardize",
+]
