@@ -48,8 +48,13 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _figures(args: argparse.Namespace) -> int:
+    from . import experiments
     from .plots import make_all
 
+    if args.run:  # regenerate from scratch: run the experiments first
+        names = args.only.split(",") if args.only else list(experiments.EXPERIMENTS)
+        for name in names:
+            experiments.run(name, args.run, Path(args.results))
     for path in make_all(Path(args.results), Path(args.out)):
         print(path)
     return 0
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("figures", help="turn results JSON into the figures")
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="figures")
+    p.add_argument("--run", choices=PROFILE_NAMES, help="first run the experiments")
+    p.add_argument("--only", help="with --run: comma-separated experiment names")
     p.set_defaults(func=_figures)
 
     p = sub.add_parser("bench", help="milliseconds per training step")

@@ -198,7 +198,7 @@ def build_mlp(
     rng: backend.RNG,
     lr: float = 1e-3,
     sg_hidden: Sequence[int] = (),
-    sg_lr: float = 1e-4,
+    sg_lr: float = 1e-3,
     schedule: Schedule | None = None,
     sg_targets: str = "bootstrap",
 ) -> DecoupledNet:

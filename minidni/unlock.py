@@ -155,7 +155,9 @@ class UnlockedNet(DecoupledNet):
             if active[i] or active[i + 1]:
                 predictions[i] = sg.predict(outs[i], c if sg.d_context else None)
         for i in range(n):
-            delta = delta_top if i == n - 1 else predictions[i] and predictions[i][0]
+            delta = delta_top if i == n - 1 else None
+            if predictions[i] is not None:
+                delta = predictions[i][0]  # delta_hat_i
             sg = predictions[i - 1] if i > 0 else None
             self.in_flight[i].append(InFlight(self.t, active[i], caches[i], delta, sg))
 
@@ -191,7 +193,7 @@ def build_unlocked(
     rng: backend.RNG,
     lr: float = 1e-3,
     sg_hidden: Sequence[int] = (),
-    sg_lr: float = 1e-4,
+    sg_lr: float = 1e-3,
     schedule: Schedule | None = None,
     synthetic_inputs: bool = True,
     input_hidden: Sequence[int] = (),
@@ -208,7 +210,6 @@ def build_unlocked(
     inputs = None
     if synthetic_inputs:
         inputs = [None] + [
-            SyntheticInput(sizes[0], d, rng, hidden=input_hidden, lr=input_lr)
-            for d in sizes[1:-1]
+            SyntheticInput(sizes[0], d, rng, hidden=input_hidden, lr=input_lr) for d in sizes[1:-1]
         ]
     return UnlockedNet(net.modules, net.sgs, inputs, lr, sizes[-1], schedule)
