@@ -2,8 +2,9 @@
 
 Times one step (forward, backward, Adam update; float32) of the paper's MNIST MLP
 784-256-256-256-10 with BatchNorm, for backprop and for every-layer DNI and cDNI, on
-random data of MNIST's shape. The median of ``steps`` timed steps is reported, after
-5 warm-up steps.
+random data of MNIST's shape; and one truncated-BPTT segment (:func:`bench_lstm`) of an
+LSTM core with 256 units, batch 64, T = 8, with plain truncated BPTT and with DNI. The
+median of ``steps`` timed steps is reported, after 5 warm-up steps.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from . import backend
 from .decoupled import build_mlp
+from .tbptt import TBPTT
 
 SIZES = [784, 256, 256, 256, 10]
 
@@ -26,15 +28,17 @@ def _sync() -> None:
         cupy.cuda.Device().synchronize()
 
 
-def time_step(model, x, y, steps: int) -> float:
-    """Median milliseconds of ``model.step(x, y)`` over ``steps`` calls after a warm-up."""
+def time_step(model, x, y, steps: int, step=None) -> float:
+    """Median milliseconds of ``model.step(x, y)`` (or ``step(x, y)``) over ``steps`` calls
+    after a warm-up."""
+    step = step or model.step
     for _ in range(5):
-        model.step(x, y)
+        step(x, y)
     times = []
     for _ in range(steps):
         _sync()
         start = time.perf_counter()
-        model.step(x, y)
+        step(x, y)
         _sync()
         times.append(1e3 * (time.perf_counter() - start))
     return statistics.median(times)
@@ -48,8 +52,10 @@ def bench(
         ("cdni (linear SG)", "cdni", ()),
         ("dni (SG 1024-1024)", "dni", (1024, 1024)),
     ),
+    lstm: bool = True,
 ) -> dict[str, float]:
-    """Print and return the median ms per step of each (label, method, SG hidden) config."""
+    """Print and return the median ms per step of each (label, method, SG hidden) config,
+    then (``lstm=True``) the LSTM rows of :func:`bench_lstm`."""
     rng = backend.RNG(0)
     x = rng.normal((batch, SIZES[0]))
     y = backend.asarray(rng.np.integers(0, SIZES[-1], size=batch))
@@ -59,4 +65,31 @@ def bench(
         ms = time_step(build_mlp(method, SIZES, rng, sg_hidden=hidden), x, y, steps)
         result[label] = ms
         print(f"{label:<24}{ms:8.2f} ms/step")
+    if lstm:
+        result.update(bench_lstm(steps=steps))
+    return result
+
+
+def bench_lstm(
+    batch: int = 64,
+    T: int = 8,
+    hidden: int = 256,
+    steps: int = 50,
+    methods: Sequence[str] = ("bptt", "dni", "dni_aux"),
+) -> dict[str, float]:
+    """Median ms of one training segment (forward, BPTT, Adam; DNI: M's prediction and
+    update) of an LSTM core on Copy-shaped random data (8 bits + delimiter in, 8 out, bce),
+    float32, for each method. Segments are not ``last``, so DNI's SG is always used."""
+    rng = backend.RNG(0)
+    d_in, d_out = 9, 8
+    x = rng.normal((batch, T, d_in))
+    y = backend.asarray(rng.np.integers(0, 2, size=(batch, T, d_out)).astype("float32"))
+    print(f"backend {backend.get_backend()}, float32, batch {batch}, LSTM {hidden}, T = {T}")
+    result = {}
+    for method in methods:
+        model = TBPTT(d_in, hidden, d_out, rng, T=T, method=method)
+        model.reset(batch)
+        label = f"lstm {method}"
+        result[label] = ms = time_step(model, x, y, steps, step=model.segment)
+        print(f"{label:<24}{ms:8.2f} ms/segment")
     return result

@@ -144,12 +144,64 @@ def check_loss(
     return check_directional(objective, lambda: state["pred"], put, dpred, rng, eps, **kwargs)
 
 
+def check_recurrent(
+    core: Any,
+    x: Array,
+    state: tuple[Array, Array],
+    rng: backend.RNG,
+    eps: float = 1e-6,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Relative errors of a recurrent core's gradients (see :class:`minidni.lstm.LSTM`).
+
+    The scalar is ``L = sum(hs * R) + sum(h_T * R_h) + sum(c_T * R_c)`` for fixed random
+    R, R_h, R_c, so the gradient passed in for the final state (``dstate_T``) is checked
+    along with the one returned for the initial state (keys ``h_0``, ``c_0``), the input
+    ``x`` and every parameter.
+    """
+    xp = backend.namespace()
+    hs, (h_T, c_T), cache = core.forward(x, state)
+    r, r_h, r_c = (
+        rng.normal(tuple(hs.shape)),
+        rng.normal(tuple(h_T.shape)),
+        rng.normal(tuple(c_T.shape)),
+    )
+    core.zero_grad()
+    dx, (dh0, dc0) = core.backward(r, (r_h, r_c), cache)
+    grads = {p: p.grad for p in core.parameters()}
+    inputs = {"x": x, "h_0": state[0], "c_0": state[1]}
+
+    def objective() -> float:
+        hs, (h, c), _ = core.forward(inputs["x"], (inputs["h_0"], inputs["c_0"]))
+        return backend.to_float(xp.sum(hs * r) + xp.sum(h * r_h) + xp.sum(c * r_c))
+
+    errors = {}
+    for key, grad in (("x", dx), ("h_0", dh0), ("c_0", dc0)):
+
+        def put(v: Array, key=key) -> None:
+            inputs[key] = v
+
+        errors[key] = check_directional(
+            objective, lambda key=key: inputs[key], put, grad, rng, eps, **kwargs
+        )
+    for i, p in enumerate(core.parameters()):
+
+        def put_p(v: Array, p=p) -> None:
+            p.value = v
+
+        errors[f"{i}.{p.name}"] = check_directional(
+            objective, lambda p=p: p.value, put_p, grads[p], rng, eps, **kwargs
+        )
+    core.zero_grad()
+    return errors
+
+
 def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
     """One ``(name, check)`` per layer and loss; each check returns the worst relative error.
 
     Call inside ``backend.use_dtype("float64")``. ``minidni gradcheck`` prints these.
     """
-    from . import layers, losses
+    from . import layers, losses, lstm
 
     b, d_in, d_out = 5, 4, 3
 
@@ -164,6 +216,20 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
 
         return run
 
+    def lstm_case(t_len: int, h: int, random_state: bool):
+        def run() -> float:
+            core = lstm.LSTM(d_in, h, rng)
+            state = (
+                (rng.normal((b, h)), rng.normal((b, h))) if random_state else core.initial_state(b)
+            )
+            return max(check_recurrent(core, rng.normal((b, t_len, d_in)), state, rng).values())
+
+        return run
+
+    def seq_linear_case() -> float:
+        module = lstm.SeqLinear(d_in, d_out, rng)
+        return max(check_module(module, rng.normal((b, 3, d_in)), rng).values())
+
     def loss_case(fn: Callable, make_target: Callable[[], Array]):
         return lambda: check_loss(fn, rng.normal((b, d_out)), make_target(), rng)
 
@@ -177,6 +243,10 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
         ("BatchNorm (train)", module_case(lambda: layers.BatchNorm(d_in))),
         ("BatchNorm (eval)", module_case(lambda: layers.BatchNorm(d_in), train=False)),
         ("Sequential MLP", module_case(lambda: layers.mlp([d_in, 6, d_out], rng))),
+        ("LSTM (T=1)", lstm_case(1, 3, random_state=True)),
+        ("LSTM (T=6, zero state)", lstm_case(6, 3, random_state=False)),
+        ("LSTM (T=4, state in+out)", lstm_case(4, 2, random_state=True)),
+        ("SeqLinear (T=3)", seq_linear_case),
         ("softmax_cross_entropy", loss_case(losses.softmax_cross_entropy, labels)),
         ("mse", loss_case(losses.mse, lambda: rng.normal((b, d_out)))),
         ("sigmoid_bce", loss_case(losses.sigmoid_bce, lambda: rng.uniform((b, d_out)))),

@@ -1,0 +1,180 @@
+"""An LSTM core with hand-written backpropagation through time, and a per-step readout.
+
+The recurrent core of the paper's RNN experiments (Jaderberg et al. 2017, section 3.2):
+one LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate) unrolled over a segment
+of T steps. Its state is ``s = (h, c)``, the hidden and the cell state; truncated BPTT with
+DNI (:mod:`minidni.tbptt`) puts a synthetic gradient ``delta_hat = M(s)`` on that state at
+the end of each segment, so :meth:`LSTM.backward` takes a gradient for the final state and
+returns one for the initial state.
+
+Equations, for ``z_t = [x_t, h_{t-1}]`` and one fused gate matmul (gate order i, f, g, o)::
+
+    a_t = z_t W + b                                  (B, 4H)
+    i_t = sigmoid(a_i)  f_t = sigmoid(a_f)  g_t = tanh(a_g)  o_t = sigmoid(a_o)
+    c_t = f_t * c_{t-1} + i_t * g_t
+    h_t = o_t * tanh(c_t)
+
+The input part ``x_t W_x`` of every step is computed in one matmul before the loop, and
+the weight gradient in one matmul after the backward loop: only ``h_{t-1} W_h`` (forward)
+and ``da_t W_h^T`` (backward) are sequential. Shapes are batch-major: x (B, T, D_in),
+hs (B, T, H), h and c (B, H).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import backend
+from .init import zeros
+from .layers import Linear, Module, Parameter, sigmoid
+
+Array = Any
+State = tuple[Array, Array]
+
+
+def _check_seq(layer: Module, what: str, width: int, shape: tuple) -> None:
+    """Raise a ValueError naming the layer unless ``shape`` is (B, T, width)."""
+    if len(shape) != 3 or shape[2] != width:
+        raise ValueError(f"{layer!r}: expected {what} of shape (B, T, {width}), got {tuple(shape)}")
+
+
+class LSTM(Module):
+    """One LSTM layer unrolled over a segment, batch-major.
+
+    Parameters: W (D_in + H, 4H) acting on ``[x_t, h_{t-1}]``, gate blocks in the order
+    [i, f, g, o]; b (4H,), zero except the forget-gate block, which starts at 1 so that
+    the cell remembers by default (Gers et al. 2000; Jozefowicz et al. 2015). W starts at
+    N(0, 1 / (D_in + H)) (LeCun: the gates are sigmoid / tanh).
+
+    The contract extends the layer contract of :mod:`minidni.layers` by the state:
+
+    - ``hs, state_T, cache = lstm.forward(x, state)``: x (B, T, D_in), state = (h_0, c_0)
+      each (B, H) -> hs (B, T, H) (``hs[:, t]`` is h_{t+1}), state_T = (h_T, c_T);
+    - ``dx, dstate_0 = lstm.backward(dhs, dstate_T, cache)``: dhs (B, T, H), dstate_T =
+      (dh_T, dc_T) or None (no gradient from beyond the segment) -> dx (B, T, D_in) and
+      (dh_0, dc_0); W.grad and b.grad are *accumulated*.
+
+    ``dh_T`` adds to ``dhs[:, -1]`` (both are gradients for the same h_T): the first comes
+    from beyond the segment (a synthetic or carried-over gradient), the second from this
+    segment's outputs.
+    """
+
+    def __init__(self, d_in: int, d_hidden: int, rng: backend.RNG):
+        self.d_in, self.d_hidden = d_in, d_hidden
+        h = d_hidden
+        self.W = Parameter(rng.normal((d_in + h, 4 * h), math.sqrt(1.0 / (d_in + h))), "W")
+        forget = [1.0 if h <= k < 2 * h else 0.0 for k in range(4 * h)]
+        self.b = Parameter(backend.asarray(forget), "b")
+
+    def __repr__(self) -> str:
+        return f"LSTM({self.d_in}, {self.d_hidden})"
+
+    def parameters(self) -> list[Parameter]:
+        return [self.W, self.b]
+
+    def initial_state(self, batch_size: int) -> State:
+        """``(h_0, c_0)``, zeros of shape (B, H) each."""
+        return zeros((batch_size, self.d_hidden)), zeros((batch_size, self.d_hidden))
+
+    def forward(self, x: Array, state: State, train: bool = True) -> tuple[Array, State, Any]:
+        """Run T steps from ``state``; returns hs (B, T, H), (h_T, c_T) and the cache."""
+        _check_seq(self, "input", self.d_in, x.shape)
+        b, t_len, d = x.shape
+        h, c = state
+        self._check("h_0", (b, self.d_hidden), h.shape)
+        self._check("c_0", (b, self.d_hidden), c.shape)
+        if t_len < 1:
+            raise ValueError(f"{self!r}: a segment needs at least one step, got T = {t_len}")
+        xp = backend.namespace()
+        H = self.d_hidden
+        W_x, W_h = self.W.value[:d, :], self.W.value[d:, :]  # (D_in, 4H), (H, 4H)
+        # The input contributions of all steps in one matmul: only h @ W_h is sequential.
+        ax = xp.reshape(xp.matmul(xp.reshape(x, (b * t_len, d)), W_x), (b, t_len, 4 * H))
+        ax = ax + self.b.value  # (B, T, 4H)
+        hs, h_prev, steps = [], [], []
+        for t in range(t_len):
+            a = ax[:, t, :] + xp.matmul(h, W_h)  # (B, 4H)
+            i = sigmoid(a[:, :H])
+            f = sigmoid(a[:, H : 2 * H])
+            g = xp.tanh(a[:, 2 * H : 3 * H])
+            o = sigmoid(a[:, 3 * H :])
+            c_new = f * c + i * g
+            tc = xp.tanh(c_new)
+            h_prev.append(h)
+            steps.append((i, f, g, o, c, tc))
+            h, c = o * tc, c_new
+            hs.append(h)
+        hs_arr = xp.stack(hs, axis=1)  # (B, T, H)
+        cache = (x, xp.stack(h_prev, axis=1), steps)  # h_prev: (B, T, H), h_0 .. h_{T-1}
+        return hs_arr, (h, c), cache
+
+    def backward(self, dhs: Array, dstate_T: State | None, cache: Any) -> tuple[Array, State]:
+        """BPTT through the segment: dx (B, T, D_in) and (dh_0, dc_0); accumulates W, b grads."""
+        x, h_prev, steps = cache
+        b, t_len, d = x.shape
+        H = self.d_hidden
+        self._check("dhs", (b, t_len, H), dhs.shape)
+        xp = backend.namespace()
+        if dstate_T is None:  # nothing flows in from beyond the segment
+            dh, dc = zeros((b, H)), zeros((b, H))
+        else:
+            dh, dc = dstate_T
+            self._check("dh_T", (b, H), dh.shape)
+            self._check("dc_T", (b, H), dc.shape)
+        W_h_T = xp.permute_dims(self.W.value[d:, :], (1, 0))  # (4H, H)
+        das = []
+        for t in reversed(range(t_len)):
+            i, f, g, o, c_prev, tc = steps[t]
+            dh = dh + dhs[:, t, :]  # from this step's output and from step t+1
+            do = dh * tc
+            dc = dc + dh * o * (1.0 - tc * tc)  # through h_t = o tanh(c_t), plus from c_{t+1}
+            di, df, dg = dc * g, dc * c_prev, dc * i
+            da = xp.concat(
+                [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)],
+                axis=1,
+            )  # (B, 4H)
+            das.append(da)
+            dh = xp.matmul(da, W_h_T)  # (B, H): dL/dh_{t-1}
+            dc = dc * f  # dL/dc_{t-1}
+        da_all = xp.stack(das[::-1], axis=1)  # (B, T, 4H)
+        da_flat = xp.reshape(da_all, (b * t_len, 4 * H))  # (B*T, 4H)
+        z = xp.reshape(xp.concat([x, h_prev], axis=2), (b * t_len, d + H))  # (B*T, D_in + H)
+        self.W.grad += xp.matmul(xp.permute_dims(z, (1, 0)), da_flat)  # (D_in + H, 4H)
+        self.b.grad += xp.sum(da_flat, axis=0)  # (4H,)
+        W_x_T = xp.permute_dims(self.W.value[:d, :], (1, 0))  # (4H, D_in)
+        dx = xp.reshape(xp.matmul(da_flat, W_x_T), (b, t_len, d))  # (B, T, D_in)
+        return dx, (dh, dc)
+
+
+class SeqLinear(Module):
+    """A :class:`~minidni.layers.Linear` applied at every time step (shared weights).
+
+    Shapes: x (B, T, D_in) -> out (B, T, D_out); W (D_in, D_out); b (D_out,). The readout
+    of the RNN experiments (logits per step); ``init`` defaults to LeCun (linear output).
+    """
+
+    def __init__(self, d_in: int, d_out: int, rng: backend.RNG, init: str = "lecun"):
+        self.d_in, self.d_out = d_in, d_out
+        self.linear = Linear(d_in, d_out, rng, init=init)
+
+    def __repr__(self) -> str:
+        return f"SeqLinear({self.d_in}, {self.d_out})"
+
+    def parameters(self) -> list[Parameter]:
+        return self.linear.parameters()
+
+    def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
+        _check_seq(self, "input", self.d_in, x.shape)
+        xp = backend.namespace()
+        b, t_len, _ = x.shape
+        out, cache = self.linear.forward(xp.reshape(x, (b * t_len, self.d_in)))  # (B*T, D_out)
+        return xp.reshape(out, (b, t_len, self.d_out)), (b, t_len, cache)  # (B, T, D_out)
+
+    def backward(self, dout: Array, cache: Any) -> Array:
+        b, t_len, lin_cache = cache
+        self._check("dout", (b, t_len, self.d_out), dout.shape)
+        xp = backend.namespace()
+        dflat = xp.reshape(dout, (b * t_len, self.d_out))  # (B*T, D_out)
+        dx = self.linear.backward(dflat, lin_cache)  # (B*T, D_in)
+        return xp.reshape(dx, (b, t_len, self.d_in))  # (B, T, D_in)
