@@ -2,7 +2,7 @@
 
 minidni demo                      MNIST MLP: backprop and every-layer cDNI side by side
 minidni gradcheck                 finite-difference check of every layer and loss
-minidni reproduce NAME --profile smoke|quick|full --out DIR
+minidni reproduce NAME --profile smoke|quick|full --out DIR [--set KEY=VALUE ...]
 minidni figures [--results DIR] [--out figures/]
 minidni bench                     milliseconds per training step
 """
@@ -10,6 +10,7 @@ minidni bench                     milliseconds per training step
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,8 +44,25 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from . import experiments
 
-    experiments.run(args.name, args.profile, Path(args.out))
+    try:  # a typo in a setting is reported before anything runs
+        overrides = dict(_setting(item) for item in args.set)
+        experiments.configure(args.name, args.profile, overrides)
+    except ValueError as e:
+        return _fail(e)
+    experiments.run(args.name, args.profile, Path(args.out), overrides=overrides)
     return 0
+
+
+def _setting(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` from ``--set``; VALUE is JSON (``3000``, ``[3, 6]``, ``{"dni": [1024]}``)
+    or else a plain string."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _figures(args: argparse.Namespace) -> int:
@@ -92,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", choices=list(EXPERIMENTS))
     p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
     p.add_argument("--out", default="results")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a profile setting (JSON value), e.g. --set steps=20000 --set depths=[3]",
+    )
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("figures", help="turn results JSON into the figures")

@@ -44,3 +44,17 @@ def test_unknown_experiment_and_profile_are_rejected(tmp_path):
         experiments.run("cifar", "quick", tmp_path)
     with pytest.raises(ValueError, match="smoke, quick, full"):
         experiments.run("ff", "huge", tmp_path)
+
+
+def test_set_overrides_profile_settings_and_is_recorded(mnist_dir, tmp_path, monkeypatch, capsys):
+    """``--set KEY=VALUE`` changes one setting (JSON value) and the results say so."""
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
+    argv = ["reproduce", "ff", "--profile", "smoke", "--out", str(tmp_path)]
+    overrides = ["--set", "steps=6", "--set", "eval_every=3", "--set", 'methods=["bprop"]']
+    assert main(argv + overrides) == 0
+    results = json.loads((tmp_path / "ff.json").read_text())
+    assert results["config"]["overrides"] == {"steps": 6, "eval_every": 3, "methods": ["bprop"]}
+    assert [run["steps_evaluated"] for run in results["runs"]] == [[3, 6]]
+
+    assert main(argv + ["--set", "stepz=6"]) == 2  # a typo is a one-line error, not a run
+    assert "unknown setting(s) stepz" in capsys.readouterr().err

@@ -30,8 +30,22 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(EXPERIMENTS[name])
 
 
-def run(name: str, profile: str, out: Path, log: Any = print) -> dict:
-    """Run experiment ``name`` with ``profile`` and write its results JSON under ``out``."""
+def configure(name: str, profile: str, overrides: dict | None = None) -> dict:
+    """The settings experiment ``name`` runs with; a ValueError for an unknown name or key."""
+    from .common import configure as apply_overrides
+
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
-    return load(name).run(profile, Path(out), log)
+    return apply_overrides(load(name).PROFILES, profile, overrides)
+
+
+def run(
+    name: str, profile: str, out: Path, log: Any = print, overrides: dict | None = None
+) -> dict:
+    """Run experiment ``name`` with ``profile`` and write its results JSON under ``out``.
+
+    ``overrides`` replaces some of the profile's settings (e.g. ``{"steps": 20000}``).
+    """
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
+    return load(name).run(profile, Path(out), log, overrides)

@@ -25,6 +25,25 @@ def mnist(data_dir: str | None = None) -> tuple[Dataset, Dataset]:
     )
 
 
+def configure(profiles: dict, profile: str, overrides: dict | None = None) -> dict:
+    """The settings of ``profile``, with ``overrides`` (``minidni reproduce --set``) applied.
+
+    Only keys the profile already has may be overridden; the overrides are kept in the
+    config under ``"overrides"`` so that a results file says it is not a stock profile.
+    """
+    config = dict(profiles[profile])
+    if overrides:
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)} for profile {profile!r}; "
+                f"valid ones are: {', '.join(sorted(config))}"
+            )
+        config.update(overrides)
+        config["overrides"] = dict(overrides)
+    return config
+
+
 def record(name: str, profile: str, config: dict, runs: list[dict], started: float) -> dict:
     """The results record every experiment writes.
 
@@ -108,15 +127,23 @@ def _init_worker() -> None:
         os.environ[var] = "1"
 
 
-def run_jobs(fn: Callable[[dict], dict], jobs: list[dict], workers: int, log: Callable) -> list:
+def run_jobs(
+    fn: Callable[[dict], dict],
+    jobs: list[dict],
+    workers: int,
+    log: Callable,
+    summary: Callable[[dict], str] | None = None,
+) -> list:
     """Run ``fn`` on every job, in ``workers`` processes (spawned, one BLAS thread each)
-    when ``workers > 1``; logs one line per finished job. Results keep the jobs' order."""
+    when ``workers > 1``; logs one line per finished job (``summary(result)``, by default
+    its settings and final test error). Results keep the jobs' order."""
+    summary = summary or _summary
     jobs = [{**job, "backend": backend.get_backend()} for job in jobs]
     if workers <= 1:
         results = []
         for job in jobs:
             results.append(fn(job))
-            log(_summary(results[-1]))
+            log(summary(results[-1]))
         return results
     _init_worker()  # inherited by the spawned children before they import numpy
     ctx = multiprocessing.get_context("spawn")
@@ -124,7 +151,7 @@ def run_jobs(fn: Callable[[dict], dict], jobs: list[dict], workers: int, log: Ca
         results = []
         for result in pool.imap(fn, jobs):
             results.append(result)
-            log(_summary(result))
+            log(summary(result))
     return results
 
 

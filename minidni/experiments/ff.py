@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import error_table, mlp_job, record, run_jobs, save
+from .common import configure, error_table, mlp_job, record, run_jobs, save
 
 # Per-method Adam learning rates of the modules and of the SG models. The quick profile's
 # values come from short pilot runs (see README): DNI without labels is steadier with a
@@ -84,9 +84,9 @@ def jobs(config: dict) -> list[dict]:
     ]
 
 
-def run(profile: str, out: Path, log=print) -> dict:
+def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/ff.json`` and print a table of final test errors."""
-    config = PROFILES[profile]
+    config = configure(PROFILES, profile, overrides)
     started = time.time()
     log(f"ff ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
     runs = run_jobs(mlp_job, jobs(config), config["workers"], log)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import backend
 from ..train import Dataset
-from .common import _mnist_cached, record, run_jobs, save
+from .common import _mnist_cached, configure, record, run_jobs, save
 from .ff import BASE
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
@@ -179,9 +179,9 @@ def _input_unexplained(net, test: Dataset) -> list[float]:
     return fractions
 
 
-def run(profile: str, out: Path, log=print) -> dict:
+def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/unlock.json`` and print both tables."""
-    config = PROFILES[profile]
+    config = configure(PROFILES, profile, overrides)
     started = time.time()
     log(f"unlock ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
     runs = run_jobs(unlock_job, jobs(config), config["workers"], log)

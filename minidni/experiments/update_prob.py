@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import error_table, mlp_job, record, run_jobs, save
+from .common import configure, error_table, mlp_job, record, run_jobs, save
 from .ff import BASE
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
@@ -76,9 +76,9 @@ def jobs(config: dict) -> list[dict]:
     ]
 
 
-def run(profile: str, out: Path, log=print) -> dict:
+def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/update-prob.json`` and print a table."""
-    config = PROFILES[profile]
+    config = configure(PROFILES, profile, overrides)
     started = time.time()
     log(f"update-prob ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
     runs = run_jobs(mlp_job, jobs(config), config["workers"], log)
