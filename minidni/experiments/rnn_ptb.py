@@ -1,0 +1,238 @@
+"""``minidni reproduce rnn-ptb``: character-level Penn Treebank with truncated BPTT vs DNI.
+
+Jaderberg et al. 2017, section 4.2 / Table 1 (last row): an LSTM language model over
+the 50 PTB characters (:mod:`minidni.data.ptb`), trained with truncated BPTT over
+segments of T in {2, 3, 4, 5, 8} steps, without (``bptt``) and with (``dni``) a synthetic
+gradient at every segment boundary. The character stream is cut into B parallel streams
+(:func:`~minidni.data.ptb.ptb_batches`) and the LSTM state is carried from one segment to
+the next, so T only limits how far back gradients flow, never what the model sees.
+
+Every run trains on the same number of characters (``chars`` per stream-batch row times
+B), so a smaller T makes more, shorter updates. Far from convergence (the ``quick``
+budget) the extra updates outweigh the longer horizon, and test BPC *rises* with T
+(quick, one seed: BPTT 2.17 at T = 2, 2.44 at T = 8), the opposite of the paper's
+trend; compare the methods at equal T. The metric is the **test-split bits per
+character**, ``mean(-log2 p(next char))``, with the state carried across the whole test
+stream (cut into ``eval_batch`` parallel streams).
+
+**Which split trains.** The training split is used when its file is present
+(:func:`~minidni.data.ptb.has_split`); offline, where only ``valid`` and ``test`` are at
+hand, the model trains on the *validation* split instead. Either way it is evaluated on
+the test split, and ``trained_on`` in the results (and the log) says which split trained.
+
+Profiles:
+
+- ``smoke``: T in {2, 5}, a few segments of a tiny LSTM, evaluated on the first 2,000
+  test characters; seconds, for the tests.
+- ``quick``: the whole grid (10 runs, one seed), LSTM of 128 units, batch 32, 50,000
+  characters per stream (1.6M characters, about 4 passes over the validation split),
+  Adam 1e-3, linear SG models; sized for <= 30 minutes on 2 cores: the whole grid took
+  822 s of wall time with both cores shared with other jobs (runs of 110-190 s).
+- ``full``: LSTM of 1024 units, batch 256, 3 seeds, 20 epochs of the training split
+  (for a GPU).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import backend
+from .common import configure, record, run_jobs, save
+from .rnn_copy import TRUNCATIONS, build_model
+
+BASE = {
+    "methods": ["bptt", "dni"],
+    "lr": 1e-3,
+    "sg_lr": 1e-3,
+    "sg_hidden": [],
+    "sg_scale": 0.1,
+    "train_split": "auto",  # "train" when present, else "valid"
+    "eval_batch": 32,
+    "eval_len": 100,
+}
+PROFILES = {
+    "smoke": {
+        **BASE,
+        "truncations": [2, 5],
+        "seeds": [0],
+        "hidden": 16,
+        "batch_size": 8,
+        "chars": 40,  # per stream: 40 * 8 = 320 characters
+        "log_every": 5,
+        "test_chars": 2000,
+        "eval_batch": 4,
+        "eval_len": 50,
+        "workers": 1,
+    },
+    "quick": {
+        **BASE,
+        "truncations": TRUNCATIONS,
+        "seeds": [0],
+        "hidden": 128,
+        "batch_size": 32,
+        "chars": 50_000,
+        "log_every": 500,
+        "workers": 2,
+    },
+    "full": {
+        **BASE,
+        "lr": 1e-4,
+        "sg_lr": 1e-4,
+        "truncations": TRUNCATIONS,
+        "seeds": [0, 1, 2],
+        "hidden": 1024,
+        "batch_size": 256,
+        "epochs": 20,
+        "log_every": 1000,
+        "workers": 1,
+    },
+}
+LN2 = float(np.log(2.0))
+
+
+def trained_on(config: dict) -> str:
+    """The split a profile trains on: its ``train_split``, or with "auto" the training
+    split when it is present locally and else the validation split."""
+    from ..data import has_split
+
+    if config["train_split"] != "auto":
+        return config["train_split"]
+    return "train" if has_split("train") else "valid"
+
+
+def one_hot_chars(codes: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Host one-hot of integer codes (B, T) -> float32 (B, T, V)."""
+    return np.eye(vocab_size, dtype=np.float32)[codes]
+
+
+def _log_probs(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log p(target) under softmax(logits): logits (B, T, V), targets (B, T) -> (B, T)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=-1))
+    return np.take_along_axis(z, targets[..., None], axis=-1)[..., 0] - log_norm
+
+
+def bits_per_char(logits, targets: np.ndarray) -> float:
+    """Mean -log2 p(target) of logits (B, T, V) (any backend) and host targets (B, T)."""
+    logp = _log_probs(backend.to_numpy(logits).astype(np.float64), np.asarray(targets))
+    return float(-logp.mean() / LN2)
+
+
+def evaluate_bpc(model, codes: np.ndarray, batch_size: int, seq_len: int) -> float:
+    """Bits per character of ``codes`` under ``model``, the state carried across windows."""
+    from ..data import PTB_VOCAB, ptb_batches
+
+    total, count, state = 0.0, 0, None
+    for x, y in ptb_batches(codes, batch_size, seq_len):
+        logits, state = model.predict(backend.asarray(one_hot_chars(x, len(PTB_VOCAB))), state)
+        logp = _log_probs(backend.to_numpy(logits).astype(np.float64), y)
+        total, count = total - float(logp.sum()), count + logp.size
+    return total / count / LN2
+
+
+def ptb_job(job: dict) -> dict:
+    """Train one LSTM language model with truncation T; return its run record."""
+    from ..data import PTB_VOCAB, load_ptb_chars, ptb_batches
+
+    backend.set_backend(job.get("backend", backend.get_backend()))
+    rng = backend.RNG(job["seed"])
+    vocab = len(PTB_VOCAB)
+    train = load_ptb_chars(job["trained_on"])
+    test = load_ptb_chars("test")
+    if job.get("test_chars"):
+        test = test[: job["test_chars"]]
+    model = build_model(job, vocab, vocab, "ce", rng)
+    B, T = job["batch_size"], job["T"]
+    per_epoch = (len(train) // B - 1) // T  # segments in one pass over the split
+    if "chars" in job:
+        segments = max(1, job["chars"] // T)
+    else:
+        segments = job["epochs"] * per_epoch
+    curve = {"segments": [], "chars": [], "train_bpc": []}
+    window: list[float] = []
+    started, cpu_started = time.perf_counter(), time.process_time()
+    step = 0
+    while step < segments:
+        model.reset(B)  # each pass over the split starts from a zero state
+        for x, y in ptb_batches(train, B, T):
+            out = model.segment(backend.asarray(one_hot_chars(x, vocab)), backend.asarray(y))
+            window.append(bits_per_char(out["logits"], y))
+            step += 1
+            if step % job["log_every"] == 0 or step == segments:
+                curve["segments"].append(step)
+                curve["chars"].append(step * T * B)
+                curve["train_bpc"].append(round(float(np.mean(window)), 4))
+                window = []
+            if step == segments:
+                break
+    train_seconds = time.perf_counter() - started
+    test_bpc = evaluate_bpc(model, test, job["eval_batch"], job["eval_len"])
+    return {
+        **{k: v for k, v in job.items() if k not in ("backend",)},
+        "curve": curve,
+        "epochs_done": round(step / per_epoch, 3),
+        "test_bpc": round(test_bpc, 4),
+        "test_chars_evaluated": len(test),
+        "train_seconds": round(train_seconds, 2),
+        "seconds": round(time.perf_counter() - started, 2),
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
+    }
+
+
+def jobs(config: dict, split: str) -> list[dict]:
+    """One job per (T, method, seed), training on ``split``."""
+    keys = ("lr", "sg_lr", "sg_hidden", "sg_scale", "hidden", "batch_size", "chars", "epochs")
+    keys += ("log_every", "test_chars", "eval_batch", "eval_len", "tbptt")
+    return [
+        {
+            **{k: config[k] for k in keys if k in config},
+            "trained_on": split,
+            "T": T,
+            "method": method,
+            "seed": seed,
+        }
+        for T in config["truncations"]
+        for method in config["methods"]
+        for seed in config["seeds"]
+    ]
+
+
+def _summary(run: dict) -> str:
+    what = f"T={run['T']} {run['method']} seed={run['seed']}"
+    return f"  {what}: test {run['test_bpc']:.3f} bits/char  ({run['seconds']:.0f}s)"
+
+
+def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
+    """Run the profile, write ``<out>/rnn-ptb.json`` and print the table of test BPC."""
+    config = configure(PROFILES, profile, overrides)
+    split = trained_on(config)
+    started = time.time()
+    todo = jobs(config, split)
+    log(f"rnn-ptb ({profile}): {len(todo)} runs, {config['workers']} worker(s)")
+    log(f"rnn-ptb: training on the {split!r} split, reporting bits/char on the 'test' split")
+    runs = run_jobs(ptb_job, todo, config["workers"], log, summary=_summary)
+    results = record("rnn-ptb", profile, config, runs, started)
+    results["trained_on"] = split
+    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
+    log(table(results))
+    return results
+
+
+def bpcs_of(results: dict, method: str, T: int) -> list[float]:
+    """Test bits per character of every seed of one setting."""
+    return [r["test_bpc"] for r in results["runs"] if (r["method"], r["T"]) == (method, T)]
+
+
+def table(results: dict) -> str:
+    """Markdown table: mean test bits per character over seeds, per method and T."""
+    config = results["config"]
+    head = " | ".join(f"T={T}" for T in config["truncations"])
+    lines = [f"| method (trained on {results['trained_on']}) | {head} |"]
+    lines.append("|---" * (len(config["truncations"]) + 1) + "|")
+    for method in config["methods"]:
+        cells = [f"{np.mean(bpcs_of(results, method, T)):.3f}" for T in config["truncations"]]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

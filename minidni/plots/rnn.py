@@ -1,0 +1,231 @@
+"""Figures and the Table 1 of the recurrent experiments (``rnn-copy``, ``rnn-ptb``).
+
+- ``rnn_copy.png``: the length solved (N for Copy, N * R for Repeat Copy) against the
+  training sequences seen, one row of panels per task and one panel per truncation T,
+  one line per method (median over seeds, min-max band);
+- ``rnn_ptb.png``: training bits per character against characters seen, one panel per T;
+- ``rnn_table.png`` and ``rnn_table.md``: the paper's Table 1 in shape: rows Copy, Repeat
+  Copy and char-PTB, columns method x T; Copy cells are the median length solved over
+  seeds, PTB cells the test bits per character (mean over seeds).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import ticker
+
+from .common import COLORS, LABELS, load, subtitle
+
+METHOD_ORDER = ("bptt", "dni", "dni_aux")
+WIDTHS = {"bptt": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves stay visible
+TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
+
+
+def plot_copy(results: dict, path: Path) -> Path:
+    """Length solved vs sequences seen: rows = tasks, columns = T, lines = methods."""
+    config = results["config"]
+    tasks, truncations = config["tasks"], config["truncations"]
+    fig, axes = plt.subplots(
+        len(tasks),
+        len(truncations),
+        figsize=(2.8 * len(truncations), 2.6 * len(tasks) + 0.4),
+        sharex=True,
+        squeeze=False,
+    )
+    for row, task in enumerate(tasks):
+        top = 1.0
+        for ax, T in zip(axes[row], truncations):
+            for method in config["methods"]:
+                runs = [
+                    r
+                    for r in results["runs"]
+                    if (r["task"], r["T"], r["method"]) == (task, T, method)
+                ]
+                if not runs:
+                    continue
+                samples = [0] + runs[0]["curve"]["samples"]  # every run starts at 0 solved
+                solved = np.asarray([[0] + r["curve"]["solved"] for r in runs], dtype=float)
+                top = max(top, float(solved.max()))
+                ax.step(
+                    samples,
+                    np.median(solved, axis=0),
+                    where="post",
+                    color=COLORS[method],
+                    linewidth=WIDTHS.get(method, 1.5),
+                    label=LABELS[method],
+                )
+                ax.fill_between(
+                    samples,
+                    solved.min(axis=0),
+                    solved.max(axis=0),
+                    step="post",
+                    color=COLORS[method],
+                    alpha=0.15,
+                )
+            ax.set_title(f"{TASK_LABELS[task]}, T = {T}", fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+            if row == len(tasks) - 1:
+                ax.set_xlabel("sequences seen")
+        for ax in axes[row]:
+            ax.set_ylim(0, top * 1.08)
+        axes[row][0].set_ylabel("N solved" if task == "copy" else "N x R solved")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        "Length solved under the curriculum: median over seeds, min-max band\n" + subtitle(results),
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_ptb(results: dict, path: Path) -> Path:
+    """Training bits per character vs characters seen, one panel per T, BPTT vs DNI."""
+    config = results["config"]
+    truncations = config["truncations"]
+    fig, axes = plt.subplots(
+        1, len(truncations), figsize=(2.8 * len(truncations), 2.9), sharey=True, squeeze=False
+    )
+    for ax, T in zip(axes[0], truncations):
+        for method in config["methods"]:
+            runs = [r for r in results["runs"] if (r["T"], r["method"]) == (T, method)]
+            for k, r in enumerate(runs):
+                bpc = f" (test {np.mean([q['test_bpc'] for q in runs]):.3f})"
+                ax.plot(
+                    r["curve"]["chars"],
+                    r["curve"]["train_bpc"],
+                    color=COLORS[method],
+                    alpha=0.8,
+                    label=LABELS[method] + bpc if k == 0 else None,
+                )
+        ax.set_title(f"T = {T}", fontsize=9)
+        ax.set_xlabel("characters seen")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training bits / char")
+    fig.suptitle(
+        f"char-PTB, trained on the {results.get('trained_on', '?')!r} split, test BPC in the "
+        f"legend\n{subtitle(results)}",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def table_cells(copy: dict | None, ptb: dict | None) -> tuple[list[str], list[list[str]]]:
+    """(column labels, rows) of the Table 1 layout; each row starts with its task name."""
+    columns: list[tuple[str, int]] = []
+    for results in (copy, ptb):
+        if results is not None:
+            for m in results["config"]["methods"]:
+                for T in results["config"]["truncations"]:
+                    columns.append((m, T))
+    order = {m: k for k, m in enumerate(METHOD_ORDER)}
+    columns = sorted(set(columns), key=lambda c: (order.get(c[0], len(order)), c[1]))
+    rows: list[list[str]] = []
+    if copy is not None:
+        for task in copy["config"]["tasks"]:
+            cells = [TASK_LABELS[task]]
+            for m, T in columns:
+                v = [
+                    r["solved_length"]
+                    for r in copy["runs"]
+                    if (r["task"], r["method"], r["T"]) == (task, m, T)
+                ]
+                cells.append(f"{np.median(v):g}" if v else "-")
+            rows.append(cells)
+    if ptb is not None:
+        cells = [f"char-PTB (BPC, trained on {ptb.get('trained_on', '?')})"]
+        for m, T in columns:
+            v = [r["test_bpc"] for r in ptb["runs"] if (r["method"], r["T"]) == (m, T)]
+            cells.append(f"{np.mean(v):.3f}" if v else "-")
+        rows.append(cells)
+    labels = [f"{LABELS.get(m, m)} T={T}" for m, T in columns]
+    return labels, rows
+
+
+def _notes(copy: dict | None, ptb: dict | None) -> list[str]:
+    notes = []
+    if copy is not None:
+        c = copy["config"]
+        notes.append(
+            f"Copy / Repeat Copy: median over {len(copy['seeds'])} seed(s) of the longest "
+            f"output solved (N, resp. N x R; error < {c['threshold']} bits/sequence over "
+            f"{c['window']} batches) within {c['budget']} sequences; profile "
+            f"{copy['profile']}, LSTM {c['hidden']}, batch {c['batch_size']}."
+        )
+    if ptb is not None:
+        c = ptb["config"]
+        notes.append(
+            f"char-PTB: test bits per character (mean over {len(ptb['seeds'])} seed(s)); "
+            f"trained on the {ptb.get('trained_on', '?')!r} split; profile {ptb['profile']}, "
+            f"LSTM {c['hidden']}, batch {c['batch_size']}."
+        )
+    return notes
+
+
+def table_markdown(results_dir: Path) -> str:
+    """Table 1 of the paper in shape, from ``rnn-copy.json`` / ``rnn-ptb.json`` in
+    ``results_dir``, as Markdown (empty string when neither file is there)."""
+    return _markdown(load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb"))
+
+
+def _markdown(copy: dict | None, ptb: dict | None) -> str:
+    if copy is None and ptb is None:
+        return ""
+    labels, rows = table_cells(copy, ptb)
+    lines = ["| task | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines + [""] + _notes(copy, ptb)) + "\n"
+
+
+def plot_table(copy: dict | None, ptb: dict | None, path: Path) -> Path:
+    """The same table rendered with matplotlib."""
+    labels, rows = table_cells(copy, ptb)
+    fig_w = 2.6 + 0.62 * len(labels)
+    fig, ax = plt.subplots(figsize=(fig_w, 0.5 + 0.38 * (len(rows) + 1) + 0.3))
+    ax.axis("off")
+    tab = ax.table(
+        cellText=[row[1:] for row in rows],
+        rowLabels=[row[0] for row in rows],
+        colLabels=[label.replace(" T=", "\nT=") for label in labels],
+        loc="center",
+        cellLoc="center",
+    )
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(7)
+    tab.scale(1.0, 1.6)
+    ax.set_title("Truncated BPTT vs DNI (cf. Jaderberg et al. 2017, Table 1)", fontsize=9)
+    notes = [textwrap.fill(n, width=int(25 * fig_w)) for n in _notes(copy, ptb)]
+    fig.text(0.01, 0.01, "\n".join(notes), fontsize=6, va="bottom")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def make(results_dir: Path, out_dir: Path) -> list[Path]:
+    """``rnn_copy.png``, ``rnn_ptb.png``, ``rnn_table.png`` and ``rnn_table.md`` from
+    whichever of ``rnn-copy.json`` / ``rnn-ptb.json`` are in ``results_dir``."""
+    copy, ptb = load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb")
+    if copy is None and ptb is None:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if copy is not None:
+        paths.append(plot_copy(copy, out_dir / "rnn_copy.png"))
+    if ptb is not None:
+        paths.append(plot_ptb(ptb, out_dir / "rnn_ptb.png"))
+    paths.append(plot_table(copy, ptb, out_dir / "rnn_table.png"))
+    md = out_dir / "rnn_table.md"
+    md.write_text(_markdown(copy, ptb))
+    paths.append(md)
+    return paths

@@ -1,0 +1,182 @@
+"""The recurrent experiments' smoke profiles run, write well-formed JSON, and plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from minidni import experiments
+from minidni.cli import main
+from minidni.data import has_split
+from minidni.experiments import rnn_copy, rnn_ptb
+from minidni.plots import make_all
+from minidni.plots import rnn as plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def ptb_root(data_dir: Path) -> Path:
+    """The data root holding ``ptb/`` with at least the test and valid splits."""
+    path = data_dir / "ptb"
+    if not (path / "ptb.char.test.txt").exists() or not (path / "ptb.char.valid.txt").exists():
+        reason = f"PTB characters not found in {path}; set MINIDNI_DATA_DIR to the data directory"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def copy_results_dir(tmp_path_factory) -> Path:
+    """The rnn-copy smoke profile, run once through the command line (needs no data)."""
+    out = tmp_path_factory.mktemp("rnn-results")
+    assert main(["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def results_dir(copy_results_dir, ptb_root) -> Path:
+    """The rnn-ptb smoke profile as well, in the same directory."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINIDNI_DATA_DIR", str(ptb_root))
+    try:
+        out = str(copy_results_dir)
+        assert main(["reproduce", "rnn-ptb", "--profile", "smoke", "--out", out]) == 0
+    finally:
+        mp.undo()
+    return copy_results_dir
+
+
+def _load(results_dir: Path, name: str) -> dict:
+    return json.loads((results_dir / f"{name}.json").read_text())
+
+
+def _common(results: dict, name: str, module) -> dict:
+    config = module.PROFILES["smoke"]
+    assert results["experiment"] == name and results["profile"] == "smoke"
+    assert results["config"] == json.loads(json.dumps(config))
+    assert results["seeds"] == config["seeds"]
+    assert results["wall_seconds"] > 0
+    return config
+
+
+def test_rnn_copy_smoke_json(copy_results_dir):
+    """One run per (task, T, method, seed); curves on a common grid; consistent finals."""
+    results = _load(copy_results_dir, "rnn-copy")
+    config = _common(results, "rnn-copy", rnn_copy)
+    runs = results["runs"]
+    assert len(runs) == len(rnn_copy.jobs(config))
+    settings = {(r["task"], r["T"], r["method"], r["seed"]) for r in runs}
+    assert settings == {
+        (task, T, m, s)
+        for task in config["tasks"]
+        for T in config["truncations"]
+        for m in config["methods"]
+        for s in config["seeds"]
+    }
+    batches = config["budget"] // config["batch_size"]
+    grid = [k * config["batch_size"] for k in range(1, batches + 1) if k % config["log_every"] == 0]
+    for run in runs:
+        curve = run["curve"]
+        assert curve["samples"] == grid and run["samples"] == grid[-1]
+        assert all(len(curve[k]) == len(grid) for k in ("solved", "n", "r", "bits_error", "loss"))
+        assert curve["solved"] == sorted(curve["solved"])  # the level never goes down
+        assert curve["solved"][-1] == run["solved_length"] == run["solved_n"] * run["solved_r"]
+        assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
+        assert all(e >= 0 for e in curve["bits_error"])
+        if run["task"] == "copy":
+            assert run["final_r"] == 1
+        assert run["seconds"] >= 0
+    rows = [line for line in rnn_copy.table(results).splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(config["tasks"])
+
+
+def test_rnn_ptb_smoke_json(results_dir, ptb_root, monkeypatch):
+    """One run per (T, method, seed); test BPC finite and below log2(50) + slack."""
+    results = _load(results_dir, "rnn-ptb")
+    config = _common(results, "rnn-ptb", rnn_ptb)
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(ptb_root))
+    assert results["trained_on"] == ("train" if has_split("train") else "valid")
+    runs = results["runs"]
+    assert len(runs) == len(config["truncations"]) * len(config["methods"]) * len(config["seeds"])
+    for run in runs:
+        assert run["trained_on"] == results["trained_on"]
+        assert run["test_chars_evaluated"] == config["test_chars"]
+        assert 0.5 < run["test_bpc"] < 7.0  # log2(50) = 5.64: a fresh model is near it
+        curve = run["curve"]
+        assert len(curve["segments"]) == len(curve["chars"]) == len(curve["train_bpc"]) > 0
+        assert curve["segments"][-1] == config["chars"] // run["T"]
+        assert curve["chars"][-1] == curve["segments"][-1] * run["T"] * config["batch_size"]
+    rows = [line for line in rnn_ptb.table(results).splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(config["methods"])
+
+
+def test_rnn_figures_and_table(results_dir, tmp_path):
+    """make_all draws the curves and Table 1 as PNG and Markdown from the smoke results."""
+    paths = make_all(results_dir, tmp_path / "figures")
+    names = {p.name for p in paths}
+    assert {"rnn_copy.png", "rnn_ptb.png", "rnn_table.png", "rnn_table.md"} <= names
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG
+    md = plots.table_markdown(results_dir)
+    assert (tmp_path / "figures" / "rnn_table.md").read_text() == md
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    header, rows = lines[0], lines[2:]
+    # columns: method x T over both experiments (dni_aux only in rnn-copy)
+    for label in ("BPTT T=2", "DNI T=5", "DNI + Aux T=2"):
+        assert label in header
+    assert [row.split("|")[1].strip() for row in rows][:2] == ["Copy", "Repeat Copy"]
+    assert rows[2].split("|")[1].strip().startswith("char-PTB")
+    ncols = header.count("|")
+    assert all(row.count("|") == ncols for row in rows)
+    # char-PTB has no DNI + Aux runs: those cells are "-", the others numbers
+    cells = [c.strip() for c in rows[2].split("|")[2:-1]]
+    labels = [c.strip() for c in header.split("|")[2:-1]]
+    for label, cell in zip(labels, cells):
+        if label.startswith("DNI + Aux"):
+            assert cell == "-"
+        else:
+            assert float(cell) > 0
+
+
+def test_table_markdown_without_results_is_empty(tmp_path):
+    assert plots.table_markdown(tmp_path) == ""
+    assert plots.make(tmp_path, tmp_path / "figures") == []
+
+
+def test_ptb_trains_on_valid_when_train_is_absent(tmp_path, monkeypatch, ptb_root):
+    """Offline (no train file) the experiment trains on 'valid' and says so."""
+    data = tmp_path / "data"
+    (data / "ptb").mkdir(parents=True)
+    for split in ("valid", "test"):
+        src = ptb_root / "ptb" / f"ptb.char.{split}.txt"
+        (data / "ptb" / src.name).symlink_to(src)
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(data))
+    monkeypatch.setenv("MINIDNI_CACHE_DIR", str(tmp_path / "cache"))
+    assert rnn_ptb.trained_on(rnn_ptb.PROFILES["smoke"]) == "valid"
+    (data / "ptb" / "ptb.char.train.txt").write_text("a b c\n")
+    assert rnn_ptb.trained_on(rnn_ptb.PROFILES["smoke"]) == "train"
+
+
+def test_experiments_are_registered():
+    assert experiments.load("rnn-copy") is rnn_copy
+    assert experiments.load("rnn-ptb") is rnn_ptb
+
+
+def test_set_overrides_reach_the_copy_grid(tmp_path):
+    """``--set`` narrows the grid; the runs and the recorded config follow it."""
+    argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path)]
+    sets = ["--set", "truncations=[3]", "--set", 'methods=["dni"]', "--set", 'tasks=["copy"]']
+    assert main(argv + sets) == 0
+    results = _load(tmp_path, "rnn-copy")
+    assert results["config"]["overrides"] == {
+        "truncations": [3],
+        "methods": ["dni"],
+        "tasks": ["copy"],
+    }
+    assert [(r["task"], r["T"], r["method"]) for r in results["runs"]] == [("copy", 3, "dni")]
