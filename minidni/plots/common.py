@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib import ticker
 
 COLORS = {
     "bprop": "black",
@@ -38,3 +39,14 @@ def subtitle(results: dict) -> str:
         f"profile {results['profile']}, {len(results['seeds'])} seed(s), "
         f"wall {results['wall_seconds']:.0f} s, backend {results['environment']['backend']}"
     )
+
+
+def plain_log_y(ax) -> None:
+    """Log y axis labelled 1, 2, 5, 10, 20, 50 rather than 2 x 10^0."""
+
+    def label(v: float, _) -> str:
+        return f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (1, 2, 5) else ""
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(label))

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import COLORS, LABELS, load, mean_band, subtitle
+from .common import COLORS, LABELS, load, mean_band, plain_log_y, subtitle
 
 
 def plot_ff(results: dict, path: Path) -> Path:
@@ -26,7 +26,7 @@ def plot_ff(results: dict, path: Path) -> Path:
             ax.fill_between(steps, low, high, color=COLORS[method], alpha=0.2)
         ax.set_title(f"{depth} hidden layers")
         ax.set_xlabel("iterations")
-        ax.set_yscale("log")
+        plain_log_y(ax)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("MNIST test error (%)")
     axes[0][0].legend()

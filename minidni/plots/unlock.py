@@ -9,20 +9,9 @@ import numpy as np
 from matplotlib import ticker
 
 from ..experiments.unlock import MODE_LABELS, errors
-from .common import COLORS, LABELS, load, subtitle
+from .common import COLORS, LABELS, load, plain_log_y, subtitle
 
 LINESTYLES = {"sg": "-", "unlock": "--"}
-
-
-def _plain_log_y(ax) -> None:
-    """Log y axis labelled 1, 2, 5, 10, 20, 50 rather than 2 x 10^0."""
-
-    def label(v: float, _) -> str:
-        return f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (1, 2, 5) else ""
-
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(label))
-    ax.yaxis.set_minor_formatter(ticker.FuncFormatter(label))
 
 
 def _errorbar(ax, xs, errs: list[list[float]], method: str, mode: str, label: str) -> None:
@@ -53,7 +42,7 @@ def plot_p_update(results: dict, path: Path) -> Path:
             errs = [errors(results, method, mode, p, 0) for p in ps]
             _errorbar(ax, ps, errs, method, mode, LABELS[method])
         ax.set_xscale("log")
-        _plain_log_y(ax)
+        plain_log_y(ax)
         ax.set_xticks(ps, [str(p) for p in ps])
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("update probability p_update")
@@ -82,7 +71,7 @@ def plot_staleness(results: dict, path: Path) -> Path:
             errs = [errors(results, method, mode, 1.0, k) for k in ks]
             _errorbar(ax, positions, errs, method, mode, f"{LABELS[method]}, {MODE_LABELS[mode]}")
     ax.set_xticks(positions, [str(k) for k in ks])
-    _plain_log_y(ax)
+    plain_log_y(ax)
     ax.set_xlabel("staleness k (steps)")
     ax.set_ylabel("MNIST test error (%)")
     ax.set_title(f"{config['depth']} hidden layers, {config['steps']} steps", fontsize=9)
