@@ -10,6 +10,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__, backend
 from ..train import Dataset
@@ -67,6 +68,29 @@ def record(name: str, profile: str, config: dict, runs: list[dict], started: flo
     }
 
 
+def run_experiment(
+    name: str,
+    profile: str,
+    config: dict,
+    todo: list[dict],
+    job_fn: Callable[[dict], dict],
+    table: Callable[[dict], str],
+    out: Path,
+    log: Callable,
+    summary: Callable[[dict], str] | None = None,
+    **extra: Any,
+) -> dict:
+    """What every experiment's ``run`` does: run the jobs ``todo`` with ``job_fn``, write
+    the results record (plus ``extra`` keys) to ``<out>/<name>.json``, print ``table``."""
+    started = time.time()
+    log(f"{name} ({profile}): {len(todo)} runs, {config['workers']} worker(s)")
+    runs = run_jobs(job_fn, todo, config["workers"], log, summary)
+    results = {**record(name, profile, config, runs, started), **extra}
+    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
+    log(table(results))
+    return results
+
+
 def save(results: dict, out: Path) -> Path:
     """Write ``<out>/<experiment>.json`` atomically and return its path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -93,12 +117,7 @@ def mlp_job(job: dict) -> dict:
     from ..schedules import Stochastic
     from ..train import fit
 
-    backend.set_backend(job.get("backend", backend.get_backend()))
-    train, test = _mnist_cached(job.get("data_dir"), backend.get_backend())
-    if job.get("train_subset"):
-        train = Dataset(train.x[: job["train_subset"]], train.y[: job["train_subset"]])
-    if job.get("test_subset"):
-        test = Dataset(test.x[: job["test_subset"]], test.y[: job["test_subset"]])
+    train, test = job_mnist(job)
     rng = backend.RNG(job["seed"])
     p = job.get("p_update", 1.0)
     net = build_mlp(
@@ -111,12 +130,30 @@ def mlp_job(job: dict) -> dict:
         schedule=None if p == 1.0 else Stochastic(p, rng.spawn()),
     )
     history = fit(net, train, test, job["steps"], rng.spawn(), job["batch_size"], job["eval_every"])
+    return mlp_record(job, history)
+
+
+def job_mnist(job: dict) -> tuple[Dataset, Dataset]:
+    """MNIST (train, test) on the job's backend, cut to ``train_subset`` / ``test_subset``
+    rows when the job has them (the smoke profiles)."""
+    backend.set_backend(job.get("backend", backend.get_backend()))
+    train, test = _mnist_cached(job.get("data_dir"), backend.get_backend())
+    if job.get("train_subset"):
+        train = Dataset(train.x[: job["train_subset"]], train.y[: job["train_subset"]])
+    if job.get("test_subset"):
+        test = Dataset(test.x[: job["test_subset"]], test.y[: job["test_subset"]])
+    return train, test
+
+
+def mlp_record(job: dict, history: Any, **extra: Any) -> dict:
+    """The run record of an MNIST job: its settings, curves, final error and seconds."""
     return {
         **{k: v for k, v in job.items() if k not in ("data_dir", "backend")},
         "steps_evaluated": history.steps,
         "test_error": history.test_error,
         "train_loss": history.train_loss,
         "final_test_error": history.final_test_error,
+        **extra,
         "seconds": round(history.seconds, 2),
     }
 

@@ -15,10 +15,9 @@ Profiles (record what each ran; ``quick`` is sized for a 2-core CPU in ~20 minut
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from .common import configure, error_table, mlp_job, record, run_jobs, save
+from .common import configure, error_table, mlp_job, run_experiment
 
 # Per-method Adam learning rates of the modules and of the SG models. The quick profile's
 # values come from short pilot runs (see README): DNI without labels is steadier with a
@@ -87,13 +86,7 @@ def jobs(config: dict) -> list[dict]:
 def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/ff.json`` and print a table of final test errors."""
     config = configure(PROFILES, profile, overrides)
-    started = time.time()
-    log(f"ff ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
-    runs = run_jobs(mlp_job, jobs(config), config["workers"], log)
-    results = record("ff", profile, config, runs, started)
-    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
-    log(table(results))
-    return results
+    return run_experiment("ff", profile, config, jobs(config), mlp_job, table, out, log)
 
 
 def table(results: dict) -> str:

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from .common import configure, record, run_jobs, save
+from .common import configure, run_experiment
 
 TASKS = ("copy", "repeat_copy")
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
@@ -264,13 +264,8 @@ def _summary(run: dict) -> str:
 def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/rnn-copy.json`` and print the table of lengths solved."""
     config = configure(PROFILES, profile, overrides)
-    started = time.time()
-    log(f"rnn-copy ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
-    runs = run_jobs(copy_job, jobs(config), config["workers"], log, summary=_summary)
-    results = record("rnn-copy", profile, config, runs, started)
-    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
-    log(table(results))
-    return results
+    todo = jobs(config)
+    return run_experiment("rnn-copy", profile, config, todo, copy_job, table, out, log, _summary)
 
 
 def solved_lengths(results: dict, task: str, method: str, T: int) -> list[int]:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from .common import configure, record, run_jobs, save
+from .common import configure, run_experiment
 from .rnn_copy import TRUNCATIONS, build_model
 
 BASE = {
@@ -209,16 +209,11 @@ def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> di
     """Run the profile, write ``<out>/rnn-ptb.json`` and print the table of test BPC."""
     config = configure(PROFILES, profile, overrides)
     split = trained_on(config)
-    started = time.time()
-    todo = jobs(config, split)
-    log(f"rnn-ptb ({profile}): {len(todo)} runs, {config['workers']} worker(s)")
     log(f"rnn-ptb: training on the {split!r} split, reporting bits/char on the 'test' split")
-    runs = run_jobs(ptb_job, todo, config["workers"], log, summary=_summary)
-    results = record("rnn-ptb", profile, config, runs, started)
-    results["trained_on"] = split
-    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
-    log(table(results))
-    return results
+    todo = jobs(config, split)
+    return run_experiment(
+        "rnn-ptb", profile, config, todo, ptb_job, table, out, log, _summary, trained_on=split
+    )
 
 
 def bpcs_of(results: dict, method: str, T: int) -> list[float]:

@@ -25,14 +25,13 @@ Profiles:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import backend
 from ..train import Dataset
-from .common import _mnist_cached, configure, record, run_jobs, save
+from .common import configure, job_mnist, mlp_record, run_experiment
 from .ff import BASE
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
@@ -129,12 +128,7 @@ def unlock_job(job: dict) -> dict:
     from ..train import fit
     from ..unlock import build_unlocked
 
-    backend.set_backend(job.get("backend", backend.get_backend()))
-    train, test = _mnist_cached(job.get("data_dir"), backend.get_backend())
-    if job.get("train_subset"):
-        train = Dataset(train.x[: job["train_subset"]], train.y[: job["train_subset"]])
-    if job.get("test_subset"):
-        test = Dataset(test.x[: job["test_subset"]], test.y[: job["test_subset"]])
+    train, test = job_mnist(job)
     rng = backend.RNG(job["seed"])
     p, k = job["p_update"], job["staleness"]
     schedule = Stochastic(p, rng.spawn()) if p < 1.0 else None
@@ -153,15 +147,8 @@ def unlock_job(job: dict) -> dict:
         input_lr=job["input_lr"],
     )
     history = fit(net, train, test, job["steps"], rng.spawn(), job["batch_size"], job["eval_every"])
-    return {
-        **{key: v for key, v in job.items() if key not in ("data_dir", "backend")},
-        "steps_evaluated": history.steps,
-        "test_error": history.test_error,
-        "train_loss": history.train_loss,
-        "final_test_error": history.final_test_error,
-        "input_unexplained": _input_unexplained(net, test) if net.inputs else None,
-        "seconds": round(history.seconds, 2),
-    }
+    unexplained = _input_unexplained(net, test) if net.inputs else None
+    return mlp_record(job, history, input_unexplained=unexplained)
 
 
 def _input_unexplained(net, test: Dataset) -> list[float]:
@@ -182,13 +169,7 @@ def _input_unexplained(net, test: Dataset) -> list[float]:
 def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/unlock.json`` and print both tables."""
     config = configure(PROFILES, profile, overrides)
-    started = time.time()
-    log(f"unlock ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
-    runs = run_jobs(unlock_job, jobs(config), config["workers"], log)
-    results = record("unlock", profile, config, runs, started)
-    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
-    log(table(results))
-    return results
+    return run_experiment("unlock", profile, config, jobs(config), unlock_job, table, out, log)
 
 
 def columns(config: dict) -> list[tuple[str, str]]:

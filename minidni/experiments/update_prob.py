@@ -11,10 +11,9 @@ minutes on 2 cores), ``full`` (the paper's scale).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from .common import configure, error_table, mlp_job, record, run_jobs, save
+from .common import configure, error_table, mlp_job, run_experiment
 from .ff import BASE
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
@@ -79,13 +78,7 @@ def jobs(config: dict) -> list[dict]:
 def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
     """Run the profile, write ``<out>/update-prob.json`` and print a table."""
     config = configure(PROFILES, profile, overrides)
-    started = time.time()
-    log(f"update-prob ({profile}): {len(jobs(config))} runs, {config['workers']} worker(s)")
-    runs = run_jobs(mlp_job, jobs(config), config["workers"], log)
-    results = record("update-prob", profile, config, runs, started)
-    log(f"wrote {save(results, out)} ({results['wall_seconds']:.0f}s)")
-    log(table(results))
-    return results
+    return run_experiment("update-prob", profile, config, jobs(config), mlp_job, table, out, log)
 
 
 def table(results: dict) -> str:
