@@ -7,7 +7,8 @@ and the one-hot label (Jaderberg et al. 2017, section 4.1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 
 from . import backend
 from .decoupled import build_mlp
@@ -37,8 +38,14 @@ def demo(epochs: int = 5, methods: Sequence[str] = ("bprop", "cdni"), seed: int 
             epochs * STEPS_PER_EPOCH,
             backend.RNG(seed + 1),
             eval_every=STEPS_PER_EPOCH,
-            log=lambda line: print("  epoch", line),
+            log=_epoch_logger(),
         )
         final[method] = history.final_test_error
     print("\nfinal test error: " + ", ".join(f"{m} {100 * e:.2f}%" for m, e in final.items()))
     return final
+
+
+def _epoch_logger() -> Callable[[str], None]:
+    """Prints fit()'s progress lines (one per epoch here) numbered by epoch."""
+    epochs = itertools.count(1)
+    return lambda line: print(f"  epoch {next(epochs)}  {line}")
