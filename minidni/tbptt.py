@@ -211,12 +211,18 @@ class TBPTT:
             return self.sg_fn(s), None
         return self.sg.predict(s)
 
-    def _clip(self) -> float:
-        """Scale the core's gradients to global norm <= clip_norm; return the norm before."""
+    def _clip(self) -> float | None:
+        """Scale the core's gradients to global norm <= clip_norm; return the norm before.
+
+        Without ``clip_norm`` nothing is computed (None): the norm costs a device-to-host
+        copy, which a training step should not pay for a number nobody asked for.
+        """
+        if self.clip_norm is None:
+            return None
         xp = backend.namespace()
         params = self.parameters()
-        norm = math.sqrt(sum(backend.to_float(xp.sum(p.grad * p.grad)) for p in params))
-        if self.clip_norm is not None and norm > self.clip_norm:
+        norm = math.sqrt(backend.to_float(sum(xp.sum(p.grad * p.grad) for p in params)))
+        if norm > self.clip_norm:
             for p in params:
                 p.grad = p.grad * (self.clip_norm / norm)
         return norm
@@ -236,7 +242,8 @@ class TBPTT:
         segment's start state, None if M did not learn), ``aux_loss`` (float or None),
         ``logits`` (B, T_seg, D_out), ``sg_target`` ((B, 2H) target for the start state,
         per-example units; None for bptt), ``delta_hat`` ((B, 2H) synthetic gradient
-        at the end, None if none was used), ``grad_norm`` (before clipping).
+        at the end, None if none was used), ``grad_norm`` (before clipping; None
+        without ``clip_norm``).
         """
         xp = backend.namespace()
         if self.state is None or self.state[0].shape[0] != x.shape[0]:

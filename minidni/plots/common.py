@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib import ticker
@@ -50,3 +51,13 @@ def plain_log_y(ax) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(label))
     ax.yaxis.set_minor_formatter(ticker.FuncFormatter(label))
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120, rect: tuple | None = None, **kw: Any) -> Path:
+    """Lay out ``fig`` (leaving ``rect`` free for a footnote), write it to ``path``, close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout(**({} if rect is None else {"rect": rect}))
+    fig.savefig(path, dpi=dpi, **kw)
+    plt.close(fig)
+    return path

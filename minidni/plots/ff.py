@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import COLORS, LABELS, load, mean_band, plain_log_y, subtitle
+from .common import COLORS, LABELS, load, mean_band, plain_log_y, save_figure, subtitle
 
 
 def plot_ff(results: dict, path: Path) -> Path:
@@ -31,10 +31,7 @@ def plot_ff(results: dict, path: Path) -> Path:
     axes[0][0].set_ylabel("MNIST test error (%)")
     axes[0][0].legend()
     fig.suptitle(f"Every layer decoupled, MNIST MLP ({subtitle(results)})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_update_prob(results: dict, path: Path) -> Path:
@@ -71,10 +68,7 @@ def plot_update_prob(results: dict, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.text(0.5, 0.01, subtitle(results), ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.04, 1, 1))
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
-from .common import COLORS, LABELS, load, subtitle
+from .common import COLORS, LABELS, load, save_figure, subtitle
 
 METHOD_ORDER = ("bptt", "dni", "dni_aux")
 WIDTHS = {"bptt": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves stay visible
@@ -79,10 +79,7 @@ def plot_copy(results: dict, path: Path) -> Path:
         "Length solved under the curriculum: median over seeds, min-max band\n" + subtitle(results),
         fontsize=8,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def plot_ptb(results: dict, path: Path) -> Path:
@@ -114,10 +111,7 @@ def plot_ptb(results: dict, path: Path) -> Path:
         f"legend\n{subtitle(results)}",
         fontsize=8,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def table_cells(copy: dict | None, ptb: dict | None) -> tuple[list[str], list[list[str]]]:
@@ -206,10 +200,7 @@ def plot_table(copy: dict | None, ptb: dict | None, path: Path) -> Path:
     ax.set_title("Truncated BPTT vs DNI (cf. Jaderberg et al. 2017, Table 1)", fontsize=9)
     notes = [textwrap.fill(n, width=int(25 * fig_w)) for n in _notes(copy, ptb)]
     fig.text(0.01, 0.01, "\n".join(notes), fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130, rect=(0, 0.12, 1, 1), bbox_inches="tight")
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib import ticker
 
 from ..experiments.unlock import MODE_LABELS, errors
-from .common import COLORS, LABELS, load, plain_log_y, subtitle
+from .common import COLORS, LABELS, load, plain_log_y, save_figure, subtitle
 
 LINESTYLES = {"sg": "-", "unlock": "--"}
 
@@ -54,10 +54,7 @@ def plot_p_update(results: dict, path: Path) -> Path:
         f"{config['depth']} hidden layers, {config['steps']} steps ({subtitle(results)})",
         fontsize=8,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_staleness(results: dict, path: Path) -> Path:
@@ -78,10 +75,7 @@ def plot_staleness(results: dict, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.text(0.5, 0.01, subtitle(results), ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, rect=(0, 0.04, 1, 1))
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:
