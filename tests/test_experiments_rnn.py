@@ -6,9 +6,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from minidni import experiments
+from minidni import backend, experiments
 from minidni.cli import main
 from minidni.data import has_split
 from minidni.experiments import rnn_copy, rnn_ptb
@@ -88,6 +89,11 @@ def test_rnn_copy_smoke_json(copy_results_dir):
         assert curve["solved"][-1] == run["solved_length"] == run["solved_n"] * run["solved_r"]
         assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
         assert all(e >= 0 for e in curve["bits_error"])
+        assert len(curve["sg_r2"]) == len(grid)
+        if run["method"] == "bptt":
+            assert curve["sg_r2"] == [None] * len(grid)  # no M, nothing to explain
+        else:
+            assert all(v is None or v <= 1 for v in curve["sg_r2"])
         if run["task"] == "copy":
             assert run["final_r"] == 1
         assert run["seconds"] >= 0
@@ -180,3 +186,20 @@ def test_set_overrides_reach_the_copy_grid(tmp_path):
         "tasks": ["copy"],
     }
     assert [(r["task"], r["T"], r["method"]) for r in results["runs"]] == [("copy", 3, "dni")]
+
+
+def test_sg_explained_measures_the_fraction_of_target_variance(xp, float64):
+    """Error and spread are summed over the segments where M learned; the spread is the
+    mean squared distance of each target row from the batch mean (numpy reference)."""
+    rng = np.random.default_rng(0)
+    targets = [rng.normal(size=(8, 6)) for _ in range(3)]
+    segments = [
+        {"sg_loss": None, "sg_target": backend.asarray(targets[0])},  # M did not learn here
+        {"sg_loss": 0.5, "sg_target": backend.asarray(targets[1])},
+        {"sg_loss": 2.0, "sg_target": backend.asarray(targets[2])},
+    ]
+    error, variance = rnn_copy.sg_explained(segments)
+    spread = [((t - t.mean(axis=0)) ** 2).sum(axis=1).mean() for t in targets[1:]]
+    assert error == 2.5
+    np.testing.assert_allclose(variance, sum(spread), rtol=1e-12)
+    assert rnn_copy.sg_explained(segments[:1]) == (0.0, 0.0)

@@ -20,7 +20,11 @@ batches. Copy advances N by 1. Repeat Copy alternates, N first: (N, R) = (1, 1),
 **The metric.** ``solved_length``: the output length N * R of the hardest level solved
 within the budget (N for Copy; 0 if not even N = 1 was solved). Each run records the
 curve (samples seen, solved_length, current N and R, mean bit error) every
-``log_every`` batches, and its final numbers.
+``log_every`` batches, and its final numbers. For DNI runs the curve also holds
+``sg_r2``, the fraction of the variance of M's targets that its predictions explained
+over the interval (:func:`sg_explained`): 1 is a perfect synthetic gradient, 0 no better
+than predicting the batch mean, below 0 worse. This is the number to look at when DNI
+does not beat BPTT (the README's Results discuss it).
 
 Every batch holds B independent sequences: the core starts from a zero state
 (``TBPTT.reset``), trains on it segment by segment (``TBPTT.train_sequence``), and the
@@ -192,6 +196,24 @@ def build_model(job: dict, d_in: int, d_out: int, loss: str, rng: backend.RNG):
     )
 
 
+def sg_explained(segments: list[dict]) -> tuple[float, float]:
+    """M's squared error and its targets' spread over a sequence's segments.
+
+    Returns ``(sum of sg_loss, sum of target variance)`` over the segments where M
+    learned; the variance of a target (B, 2H) is ``mean_n ||target_n - mean target||^2``,
+    in the units of ``sg_loss``, so ``1 - error / variance`` is the fraction explained.
+    """
+    xp = backend.namespace()
+    error = variance = 0.0
+    for r in segments:
+        if r["sg_loss"] is not None:
+            t = r["sg_target"]
+            spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
+            error += r["sg_loss"]
+            variance += backend.to_float(xp.mean(spread))
+    return error, variance
+
+
 def copy_job(job: dict) -> dict:
     """Train one LSTM on Copy or Repeat Copy under the curriculum; return its run record."""
     from ..data import bits_error
@@ -202,8 +224,8 @@ def copy_job(job: dict) -> dict:
     task, bits, batch_size = job["task"], job["bits"], job["batch_size"]
     model = build_model(job, *task_dims(task, bits), "bce", rng)
     cur = Curriculum(task, job["window"], job["threshold"], job["max_repeats"])
-    curve = {k: [] for k in ("samples", "solved", "n", "r", "bits_error", "loss")}
-    errors, losses = [], []
+    curve = {k: [] for k in ("samples", "solved", "n", "r", "bits_error", "loss", "sg_r2")}
+    errors, losses, sg_fit = [], [], [0.0, 0.0]
     started, cpu_started = time.perf_counter(), time.process_time()
     batches = job["budget"] // batch_size
     for step in range(1, batches + 1):
@@ -213,6 +235,8 @@ def copy_job(job: dict) -> dict:
         errors.append(bits_error(out["logits"], y, mask))
         losses.append(backend.to_float(out["loss"]))
         cur.update(errors[-1])
+        if job["method"] != "bptt":
+            sg_fit = [a + b for a, b in zip(sg_fit, sg_explained(out["segments"]))]
         if step % job["log_every"] == 0 or step == batches:
             curve["samples"].append(step * batch_size)
             curve["solved"].append(cur.solved_length)
@@ -220,7 +244,9 @@ def copy_job(job: dict) -> dict:
             curve["r"].append(cur.r)
             curve["bits_error"].append(round(float(np.mean(errors)), 4))
             curve["loss"].append(round(float(np.mean(losses)), 5))
-            errors, losses = [], []
+            r2 = 1.0 - sg_fit[0] / sg_fit[1] if sg_fit[1] > 0 else None
+            curve["sg_r2"].append(None if r2 is None else round(r2, 4))
+            errors, losses, sg_fit = [], [], [0.0, 0.0]
     return {
         **{k: v for k, v in job.items() if k not in ("backend",)},
         "curve": curve,
