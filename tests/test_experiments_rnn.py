@@ -126,6 +126,7 @@ def test_rnn_figures_and_table(results_dir, tmp_path):
     paths = make_all(results_dir, tmp_path / "figures")
     names = {p.name for p in paths}
     assert {"rnn_copy.png", "rnn_ptb.png", "rnn_table.png", "rnn_table.md"} <= names
+    assert "rnn_sg_r2.png" in names  # the smoke run has DNI runs, which record sg_r2
     for p in paths:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == PNG

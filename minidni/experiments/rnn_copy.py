@@ -40,7 +40,9 @@ Profiles (``quick``'s sizes come from pilot runs):
   seconds (at most 40 per run), so the grid needs ~2,300 CPU seconds, ~20 minutes on 2
   free cores (18 minutes of wall time for the third with both cores shared). In pilots
   (Copy, one seed each) Adam 1e-3 needed ~900 batches to solve N = 2 at T = 8, 3e-3
-  ~500. Single runs are noisy at this budget: compare medians over seeds.
+  ~500. Single runs are noisy at this budget: compare medians over seeds. At 64 units
+  M explains little of its targets (``sg_r2`` near or below 0) and DNI gains little;
+  ``--set hidden=256 --set lr=0.001`` opens the gap at about 10x the CPU cost (README).
 - ``full``: the paper's scale: LSTM of 256 units, batch 256, 3 seeds, 10M sequences
   (for a GPU: ``MINIDNI_BACKEND=cupy``).
 """

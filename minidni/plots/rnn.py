@@ -3,6 +3,10 @@
 - ``rnn_copy.png``: the length solved (N for Copy, N * R for Repeat Copy) against the
   training sequences seen, one row of panels per task and one panel per truncation T,
   one line per method (median over seeds, min-max band);
+- ``rnn_sg_r2.png``: how good the synthetic gradient is: ``sg_r2``, the share of the
+  variance of M's targets that its predictions explained, against sequences seen, one
+  panel per task, one line per (method, T) (median over seeds; results from before
+  ``sg_r2`` was recorded are skipped);
 - ``rnn_ptb.png``: training bits per character against characters seen, one panel per T;
 - ``rnn_table.png`` and ``rnn_table.md``: the paper's Table 1 in shape: rows Copy, Repeat
   Copy and char-PTB, columns method x T; Copy cells are the median length solved over
@@ -77,6 +81,59 @@ def plot_copy(results: dict, path: Path) -> Path:
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(
         "Length solved under the curriculum: median over seeds, min-max band\n" + subtitle(results),
+        fontsize=8,
+    )
+    return save_figure(fig, path, dpi=110)
+
+
+def has_sg_r2(results: dict) -> bool:
+    """Whether any DNI run of these results recorded ``sg_r2``."""
+    return any(v is not None for r in results["runs"] for v in r["curve"].get("sg_r2", []))
+
+
+def plot_sg_r2(results: dict, path: Path) -> Path:
+    """M's explained variance vs sequences seen: a panel per task, a line per (method, T)."""
+    config = results["config"]
+    tasks, truncations = config["tasks"], config["truncations"]
+    methods = [m for m in config["methods"] if m != "bptt"]
+    shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(truncations)))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for method, style in zip(methods, ("-", "--")):
+            for T, shade in zip(truncations, shades):
+                runs = [
+                    r
+                    for r in results["runs"]
+                    if (r["task"], r["T"], r["method"]) == (task, T, method)
+                ]
+                if not runs:
+                    continue
+                r2 = np.asarray(
+                    [[np.nan if v is None else v for v in r["curve"]["sg_r2"]] for r in runs],
+                    dtype=float,
+                )  # (seeds, log points); nan where M did not learn (one-segment sequences)
+                median = [
+                    np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in r2.T
+                ]
+                ax.plot(
+                    runs[0]["curve"]["samples"],
+                    median,
+                    style,
+                    color=shade,
+                    linewidth=1.2,
+                    label=f"{LABELS[method]}, T = {T}",
+                )
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_ylim(-1.0, 1.0)  # early intervals can be far below -1; the range that matters
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+        ax.set_title(TASK_LABELS[task], fontsize=9)
+        ax.set_xlabel("sequences seen")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("share of M's target variance explained")
+    axes[0][-1].legend(fontsize=6, ncol=2)
+    fig.suptitle(
+        "How good is the synthetic gradient? 1 = perfect, 0 = the batch mean, < 0 worse "
+        "(median over seeds; axis cut at -1)\n" + subtitle(results),
         fontsize=8,
     )
     return save_figure(fig, path, dpi=110)
@@ -204,7 +261,8 @@ def plot_table(copy: dict | None, ptb: dict | None, path: Path) -> Path:
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:
-    """``rnn_copy.png``, ``rnn_ptb.png``, ``rnn_table.png`` and ``rnn_table.md`` from
+    """``rnn_copy.png``, ``rnn_sg_r2.png`` (when recorded), ``rnn_ptb.png``,
+    ``rnn_table.png`` and ``rnn_table.md`` from
     whichever of ``rnn-copy.json`` / ``rnn-ptb.json`` are in ``results_dir``."""
     copy, ptb = load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb")
     if copy is None and ptb is None:
@@ -213,6 +271,8 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     paths = []
     if copy is not None:
         paths.append(plot_copy(copy, out_dir / "rnn_copy.png"))
+        if has_sg_r2(copy):
+            paths.append(plot_sg_r2(copy, out_dir / "rnn_sg_r2.png"))
     if ptb is not None:
         paths.append(plot_ptb(ptb, out_dir / "rnn_ptb.png"))
     paths.append(plot_table(copy, ptb, out_dir / "rnn_table.png"))
