@@ -89,11 +89,12 @@ def test_rnn_copy_smoke_json(copy_results_dir):
         assert curve["solved"][-1] == run["solved_length"] == run["solved_n"] * run["solved_r"]
         assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
         assert all(e >= 0 for e in curve["bits_error"])
-        assert len(curve["sg_r2"]) == len(grid)
-        if run["method"] == "bptt":
-            assert curve["sg_r2"] == [None] * len(grid)  # no M, nothing to explain
+        assert len(curve["sg_r2"]) == len(curve["sg_cos"]) == len(grid)
+        if run["method"] == "bptt":  # no M, nothing to score
+            assert curve["sg_r2"] == curve["sg_cos"] == [None] * len(grid)
         else:
             assert all(v is None or v <= 1 for v in curve["sg_r2"])
+            assert all(v is None or -1 <= v <= 1 for v in curve["sg_cos"])
         if run["task"] == "copy":
             assert run["final_r"] == 1
         assert run["seconds"] >= 0
@@ -126,7 +127,7 @@ def test_rnn_figures_and_table(results_dir, tmp_path):
     paths = make_all(results_dir, tmp_path / "figures")
     names = {p.name for p in paths}
     assert {"rnn_copy.png", "rnn_ptb.png", "rnn_table.png", "rnn_table.md"} <= names
-    assert "rnn_sg_r2.png" in names  # the smoke run has DNI runs, which record sg_r2
+    assert "rnn_sg_quality.png" in names  # the smoke run has DNI runs, which record it
     for p in paths:
         if p.suffix == ".png":
             assert p.read_bytes()[:8] == PNG
@@ -189,18 +190,45 @@ def test_set_overrides_reach_the_copy_grid(tmp_path):
     assert [(r["task"], r["T"], r["method"]) for r in results["runs"]] == [("copy", 3, "dni")]
 
 
-def test_sg_explained_measures_the_fraction_of_target_variance(xp, float64):
-    """Error and spread are summed over the segments where M learned; the spread is the
-    mean squared distance of each target row from the batch mean (numpy reference)."""
+def test_sg_sums_pair_each_prediction_with_its_target(xp, float64):
+    """Segment k's delta_hat is scored against segment k+1's sg_target, only where M
+    learned; the sums match a NumPy reference, and sg_quality turns them into R^2 and
+    the cosine (a perfect prediction: 1 and 1; a reversed one: cosine -1)."""
     rng = np.random.default_rng(0)
+    preds = [rng.normal(size=(8, 6)) for _ in range(3)]
     targets = [rng.normal(size=(8, 6)) for _ in range(3)]
+
+    def segment(pred, target, sg_loss):
+        a = backend.asarray
+        return {
+            "delta_hat": pred if pred is None else a(pred),
+            "sg_target": a(target),
+            "sg_loss": sg_loss,
+        }
+
     segments = [
-        {"sg_loss": None, "sg_target": backend.asarray(targets[0])},  # M did not learn here
-        {"sg_loss": 0.5, "sg_target": backend.asarray(targets[1])},
-        {"sg_loss": 2.0, "sg_target": backend.asarray(targets[2])},
+        segment(preds[0], targets[0], None),  # the first segment: M has nothing to learn
+        segment(preds[1], targets[1], 0.5),  # scores preds[0] against targets[1]
+        segment(None, targets[2], 2.0),  # the last: no prediction, scores preds[1]
     ]
-    error, variance = rnn_copy.sg_explained(segments)
-    spread = [((t - t.mean(axis=0)) ** 2).sum(axis=1).mean() for t in targets[1:]]
-    assert error == 2.5
-    np.testing.assert_allclose(variance, sum(spread), rtol=1e-12)
-    assert rnn_copy.sg_explained(segments[:1]) == (0.0, 0.0)
+    sums = rnn_copy.sg_sums(segments)
+    pairs = [(preds[0], targets[1]), (preds[1], targets[2])]
+    assert sums["error"] == 2.5
+    want = {
+        "variance": sum(((t - t.mean(axis=0)) ** 2).sum(axis=1).mean() for _, t in pairs),
+        "dot": sum((p * t).sum() for p, t in pairs),
+        "pred_sq": sum((p * p).sum() for p, _ in pairs),
+        "target_sq": sum((t * t).sum() for _, t in pairs),
+    }
+    for key, value in want.items():
+        np.testing.assert_allclose(sums[key], value, rtol=1e-12)
+    assert rnn_copy.sg_sums(segments[:1]) == dict.fromkeys(rnn_copy.SG_SUMS, 0.0)
+
+    t = targets[1]
+    variance = ((t - t.mean(axis=0)) ** 2).sum(axis=1).mean()
+    exact = {"error": 0.0, "variance": variance, "dot": (t * t).sum()}
+    exact |= {"pred_sq": (t * t).sum(), "target_sq": (t * t).sum()}
+    assert rnn_copy.sg_quality(exact) == (1.0, 1.0)
+    _, cos = rnn_copy.sg_quality({**exact, "dot": -(t * t).sum()})
+    assert cos == -1.0
+    assert rnn_copy.sg_quality(dict.fromkeys(rnn_copy.SG_SUMS, 0.0)) == (None, None)

@@ -20,11 +20,12 @@ batches. Copy advances N by 1. Repeat Copy alternates, N first: (N, R) = (1, 1),
 **The metric.** ``solved_length``: the output length N * R of the hardest level solved
 within the budget (N for Copy; 0 if not even N = 1 was solved). Each run records the
 curve (samples seen, solved_length, current N and R, mean bit error) every
-``log_every`` batches, and its final numbers. For DNI runs the curve also holds
-``sg_r2``, the fraction of the variance of M's targets that its predictions explained
-over the interval (:func:`sg_explained`): 1 is a perfect synthetic gradient, 0 no better
-than predicting the batch mean, below 0 worse. This is the number to look at when DNI
-does not beat BPTT (the README's Results discuss it).
+``log_every`` batches, and its final numbers. For DNI runs the curve also says how good
+the synthetic gradient was over the interval (:func:`sg_quality`): ``sg_r2``, the
+fraction of the variance of M's targets that its predictions explained (1 perfect, 0 no
+better than the batch mean, < 0 worse), and ``sg_cos``, the cosine between predictions
+and targets (does the injected gradient point the right way?). The README's Results
+discuss them.
 
 Every batch holds B independent sequences: the core starts from a zero state
 (``TBPTT.reset``), trains on it segment by segment (``TBPTT.train_sequence``), and the
@@ -41,8 +42,8 @@ Profiles (``quick``'s sizes come from pilot runs):
   free cores (18 minutes of wall time for the third with both cores shared). In pilots
   (Copy, one seed each) Adam 1e-3 needed ~900 batches to solve N = 2 at T = 8, 3e-3
   ~500. Single runs are noisy at this budget: compare medians over seeds. At 64 units
-  M explains little of its targets (``sg_r2`` near or below 0) and DNI gains little;
-  ``--set hidden=256 --set lr=0.001`` opens the gap at about 10x the CPU cost (README).
+  DNI gains little; ``--set hidden=256 --set lr=0.001`` opens the gap at T >= 3, at
+  about 10x the CPU cost (README).
 - ``full``: the paper's scale: LSTM of 256 units, batch 256, 3 seeds, 10M sequences
   (for a GPU: ``MINIDNI_BACKEND=cupy``).
 """
@@ -198,22 +199,46 @@ def build_model(job: dict, d_in: int, d_out: int, loss: str, rng: backend.RNG):
     )
 
 
-def sg_explained(segments: list[dict]) -> tuple[float, float]:
-    """M's squared error and its targets' spread over a sequence's segments.
+SG_SUMS = ("error", "variance", "dot", "pred_sq", "target_sq")
 
-    Returns ``(sum of sg_loss, sum of target variance)`` over the segments where M
-    learned; the variance of a target (B, 2H) is ``mean_n ||target_n - mean target||^2``,
-    in the units of ``sg_loss``, so ``1 - error / variance`` is the fraction explained.
+
+def sg_sums(segments: list[dict]) -> dict[str, float]:
+    """Sums over a sequence's segments that say how good M's predictions were.
+
+    Segment k's ``delta_hat`` is M's prediction for the boundary state s_k, and segment
+    k+1's ``sg_target`` is the target it was trained on (its ``sg_loss`` is their L2
+    loss). Over those pairs, returns sums of ``error`` (sg_loss), ``variance``
+    (``mean_n ||target_n - mean target||^2``, in sg_loss units), ``dot`` (<prediction,
+    target>), ``pred_sq`` and ``target_sq`` (squared norms), all over the whole (B, 2H)
+    arrays. :func:`sg_quality` turns them into the fraction explained and the cosine.
     """
     xp = backend.namespace()
-    error = variance = 0.0
-    for r in segments:
-        if r["sg_loss"] is not None:
-            t = r["sg_target"]
-            spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
-            error += r["sg_loss"]
-            variance += backend.to_float(xp.mean(spread))
-    return error, variance
+    sums = dict.fromkeys(SG_SUMS, 0.0)
+    for before, after in zip(segments[:-1], segments[1:]):
+        if after["sg_loss"] is None:
+            continue
+        p, t = before["delta_hat"], after["sg_target"]  # (B, 2H) each
+        spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
+        sums["error"] += after["sg_loss"]
+        sums["variance"] += backend.to_float(xp.mean(spread))
+        sums["dot"] += backend.to_float(xp.sum(p * t))
+        sums["pred_sq"] += backend.to_float(xp.sum(p * p))
+        sums["target_sq"] += backend.to_float(xp.sum(t * t))
+    return sums
+
+
+def sg_quality(sums: dict[str, float]) -> tuple[float | None, float | None]:
+    """``(sg_r2, sg_cos)`` from summed :func:`sg_sums`; None where undefined.
+
+    ``sg_r2 = 1 - error / variance``: the fraction of the targets' variance that the
+    predictions explained (1 perfect, 0 no better than the batch mean, < 0 worse).
+    ``sg_cos = dot / sqrt(pred_sq * target_sq)``: the cosine between the injected
+    synthetic gradients and their targets, which is what steers the core: a prediction
+    can point the right way (cosine > 0) while its size is off (R^2 < 0).
+    """
+    r2 = 1.0 - sums["error"] / sums["variance"] if sums["variance"] > 0 else None
+    norm = (sums["pred_sq"] * sums["target_sq"]) ** 0.5
+    return r2, (sums["dot"] / norm if norm > 0 else None)
 
 
 def copy_job(job: dict) -> dict:
@@ -226,8 +251,9 @@ def copy_job(job: dict) -> dict:
     task, bits, batch_size = job["task"], job["bits"], job["batch_size"]
     model = build_model(job, *task_dims(task, bits), "bce", rng)
     cur = Curriculum(task, job["window"], job["threshold"], job["max_repeats"])
-    curve = {k: [] for k in ("samples", "solved", "n", "r", "bits_error", "loss", "sg_r2")}
-    errors, losses, sg_fit = [], [], [0.0, 0.0]
+    keys = ("samples", "solved", "n", "r", "bits_error", "loss", "sg_r2", "sg_cos")
+    curve = {k: [] for k in keys}
+    errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
     started, cpu_started = time.perf_counter(), time.process_time()
     batches = job["budget"] // batch_size
     for step in range(1, batches + 1):
@@ -238,7 +264,8 @@ def copy_job(job: dict) -> dict:
         losses.append(backend.to_float(out["loss"]))
         cur.update(errors[-1])
         if job["method"] != "bptt":
-            sg_fit = [a + b for a, b in zip(sg_fit, sg_explained(out["segments"]))]
+            new = sg_sums(out["segments"])
+            sg = {k: sg[k] + new[k] for k in SG_SUMS}
         if step % job["log_every"] == 0 or step == batches:
             curve["samples"].append(step * batch_size)
             curve["solved"].append(cur.solved_length)
@@ -246,9 +273,9 @@ def copy_job(job: dict) -> dict:
             curve["r"].append(cur.r)
             curve["bits_error"].append(round(float(np.mean(errors)), 4))
             curve["loss"].append(round(float(np.mean(losses)), 5))
-            r2 = 1.0 - sg_fit[0] / sg_fit[1] if sg_fit[1] > 0 else None
-            curve["sg_r2"].append(None if r2 is None else round(r2, 4))
-            errors, losses, sg_fit = [], [], [0.0, 0.0]
+            for key, value in zip(("sg_r2", "sg_cos"), sg_quality(sg)):
+                curve[key].append(None if value is None else round(value, 4))
+            errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
     return {
         **{k: v for k, v in job.items() if k not in ("backend",)},
         "curve": curve,

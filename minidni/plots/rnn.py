@@ -3,10 +3,10 @@
 - ``rnn_copy.png``: the length solved (N for Copy, N * R for Repeat Copy) against the
   training sequences seen, one row of panels per task and one panel per truncation T,
   one line per method (median over seeds, min-max band);
-- ``rnn_sg_r2.png``: how good the synthetic gradient is: ``sg_r2``, the share of the
-  variance of M's targets that its predictions explained, against sequences seen, one
-  panel per task, one line per (method, T) (median over seeds; results from before
-  ``sg_r2`` was recorded are skipped);
+- ``rnn_sg_quality.png``: how good the synthetic gradient is, against sequences seen:
+  ``sg_r2`` (the share of the variance of M's targets that its predictions explained)
+  and ``sg_cos`` (the cosine between predictions and targets), a panel per task, a line
+  per (method, T), median over seeds (skipped for results that did not record them);
 - ``rnn_ptb.png``: training bits per character against characters seen, one panel per T;
 - ``rnn_table.png`` and ``rnn_table.md``: the paper's Table 1 in shape: rows Copy, Repeat
   Copy and char-PTB, columns method x T; Copy cells are the median length solved over
@@ -86,54 +86,64 @@ def plot_copy(results: dict, path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def has_sg_r2(results: dict) -> bool:
-    """Whether any DNI run of these results recorded ``sg_r2``."""
-    return any(v is not None for r in results["runs"] for v in r["curve"].get("sg_r2", []))
+def has_sg_quality(results: dict) -> bool:
+    """Whether any DNI run of these results recorded ``sg_r2`` and ``sg_cos``."""
+    return any(v is not None for r in results["runs"] for v in r["curve"].get("sg_cos", []))
 
 
-def plot_sg_r2(results: dict, path: Path) -> Path:
-    """M's explained variance vs sequences seen: a panel per task, a line per (method, T)."""
+def _median_over_seeds(runs: list[dict], key: str) -> list[float]:
+    """Per log point, the median over runs of ``curve[key]`` where it is not None."""
+    values = np.asarray(
+        [[np.nan if v is None else v for v in r["curve"][key]] for r in runs], dtype=float
+    )  # (seeds, log points); nan where M did not learn (one-segment sequences)
+    return [np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in values.T]
+
+
+def plot_sg_quality(results: dict, path: Path) -> Path:
+    """How good M was vs sequences seen: rows = (R^2, cosine), columns = tasks, a line per
+    (method, T); median over seeds."""
     config = results["config"]
     tasks, truncations = config["tasks"], config["truncations"]
     methods = [m for m in config["methods"] if m != "bptt"]
     shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(truncations)))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for method, style in zip(methods, ("-", "--")):
-            for T, shade in zip(truncations, shades):
-                runs = [
-                    r
-                    for r in results["runs"]
-                    if (r["task"], r["T"], r["method"]) == (task, T, method)
-                ]
-                if not runs:
-                    continue
-                r2 = np.asarray(
-                    [[np.nan if v is None else v for v in r["curve"]["sg_r2"]] for r in runs],
-                    dtype=float,
-                )  # (seeds, log points); nan where M did not learn (one-segment sequences)
-                median = [
-                    np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in r2.T
-                ]
-                ax.plot(
-                    runs[0]["curve"]["samples"],
-                    median,
-                    style,
-                    color=shade,
-                    linewidth=1.2,
-                    label=f"{LABELS[method]}, T = {T}",
-                )
-        ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_ylim(-1.0, 1.0)  # early intervals can be far below -1; the range that matters
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
-        ax.set_title(TASK_LABELS[task], fontsize=9)
-        ax.set_xlabel("sequences seen")
-        ax.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("share of M's target variance explained")
+    rows = (
+        ("sg_r2", "share of target variance\nexplained (R$^2$)"),
+        ("sg_cos", "cosine(prediction, target)"),
+    )
+    fig, axes = plt.subplots(
+        len(rows), len(tasks), figsize=(4.4 * len(tasks), 5.8), sharex=True, squeeze=False
+    )
+    for row, (key, ylabel) in enumerate(rows):
+        for ax, task in zip(axes[row], tasks):
+            for method, style in zip(methods, ("-", "--")):
+                for T, shade in zip(truncations, shades):
+                    runs = [
+                        r
+                        for r in results["runs"]
+                        if (r["task"], r["T"], r["method"]) == (task, T, method)
+                    ]
+                    if runs:
+                        ax.plot(
+                            runs[0]["curve"]["samples"],
+                            _median_over_seeds(runs, key),
+                            style,
+                            color=shade,
+                            linewidth=1.2,
+                            label=f"{LABELS[method]}, T = {T}",
+                        )
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            ax.set_ylim(-1.0, 1.0)  # early R^2 can be far below -1; the range that matters
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
+            ax.grid(True, alpha=0.3)
+            if row == 0:
+                ax.set_title(TASK_LABELS[task], fontsize=9)
+            else:
+                ax.set_xlabel("sequences seen")
+        axes[row][0].set_ylabel(ylabel, fontsize=8)
     axes[0][-1].legend(fontsize=6, ncol=2)
     fig.suptitle(
-        "How good is the synthetic gradient? 1 = perfect, 0 = the batch mean, < 0 worse "
-        "(median over seeds; axis cut at -1)\n" + subtitle(results),
+        "How good is the synthetic gradient? R$^2$: 1 perfect, 0 the batch mean; cosine: "
+        "does it point the right way? (median over seeds; axes cut at -1)\n" + subtitle(results),
         fontsize=8,
     )
     return save_figure(fig, path, dpi=110)
@@ -261,7 +271,7 @@ def plot_table(copy: dict | None, ptb: dict | None, path: Path) -> Path:
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:
-    """``rnn_copy.png``, ``rnn_sg_r2.png`` (when recorded), ``rnn_ptb.png``,
+    """``rnn_copy.png``, ``rnn_sg_quality.png`` (when recorded), ``rnn_ptb.png``,
     ``rnn_table.png`` and ``rnn_table.md`` from
     whichever of ``rnn-copy.json`` / ``rnn-ptb.json`` are in ``results_dir``."""
     copy, ptb = load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb")
@@ -271,8 +281,8 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     paths = []
     if copy is not None:
         paths.append(plot_copy(copy, out_dir / "rnn_copy.png"))
-        if has_sg_r2(copy):
-            paths.append(plot_sg_r2(copy, out_dir / "rnn_sg_r2.png"))
+        if has_sg_quality(copy):
+            paths.append(plot_sg_quality(copy, out_dir / "rnn_sg_quality.png"))
     if ptb is not None:
         paths.append(plot_ptb(ptb, out_dir / "rnn_ptb.png"))
     paths.append(plot_table(copy, ptb, out_dir / "rnn_table.png"))
