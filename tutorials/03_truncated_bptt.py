@@ -300,13 +300,13 @@ if sg:
 # `minidni reproduce rnn-copy` runs the grid (T = 2, 3, 4, 5, 8; BPTT, DNI, DNI + Aux;
 # Copy and Repeat Copy; 3 seeds) and `minidni figures` draws the paper's Table 1 from it.
 #
-# **How good is M?** DNI helps only as much as `delta_hat` resembles the gradient it
-# stands in for. The experiment records `sg_r2`, the share of the variance of M's
-# targets that its predictions explain. At 64 units it stays near or below zero: the
-# boundary gradient depends on bits that the state holds only faintly, and it changes as
-# fast as the core learns, so a linear M cannot track it. A wider core (256 units) holds
-# the pattern in a more linearly readable state, and there DNI reaches longer Copy
-# sequences than truncated BPTT at T = 3, 4 and 5 on the same budget (README, Results).
+# **How good is M?** DNI helps only as far as `delta_hat` points where the gradient it
+# stands in for points. The experiment scores M against its targets: `sg_r2`, the share
+# of their variance it explains, and `sg_cos`, the cosine between prediction and target.
+# At 64 units both stay near zero: the boundary gradient depends on bits the state holds
+# only faintly, and it changes as fast as the core learns. With a wider core (256 units)
+# the cosine rises, and DNI reaches longer sequences than truncated BPTT at T = 3, 4 and 5
+# on the same budget (README, Results).
 #
 # **Summary.** Truncated BPTT runs the state forward across boundaries but never a
 # gradient backward, so nothing longer than T steps is learned on purpose. Passing the
