@@ -53,6 +53,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,7 +203,7 @@ def build_model(job: dict, d_in: int, d_out: int, loss: str, rng: backend.RNG):
 SG_SUMS = ("error", "variance", "dot", "pred_sq", "target_sq")
 
 
-def sg_sums(segments: list[dict]) -> dict[str, float]:
+def sg_sums(segments: list[dict]) -> dict[str, Any]:
     """Sums over a sequence's segments that say how good M's predictions were.
 
     Segment k's ``delta_hat`` is M's prediction for the boundary state s_k, and segment
@@ -210,7 +211,9 @@ def sg_sums(segments: list[dict]) -> dict[str, float]:
     loss). Over those pairs, returns sums of ``error`` (sg_loss), ``variance``
     (``mean_n ||target_n - mean target||^2``, in sg_loss units), ``dot`` (<prediction,
     target>), ``pred_sq`` and ``target_sq`` (squared norms), all over the whole (B, 2H)
-    arrays. :func:`sg_quality` turns them into the fraction explained and the cosine.
+    arrays; the last four stay on the device (0-d arrays) so that a training step pays
+    no copy to the host for them. :func:`sg_quality` turns them into the fraction
+    explained and the cosine.
     """
     xp = backend.namespace()
     sums = dict.fromkeys(SG_SUMS, 0.0)
@@ -220,14 +223,14 @@ def sg_sums(segments: list[dict]) -> dict[str, float]:
         p, t = before["delta_hat"], after["sg_target"]  # (B, 2H) each
         spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
         sums["error"] += after["sg_loss"]
-        sums["variance"] += backend.to_float(xp.mean(spread))
-        sums["dot"] += backend.to_float(xp.sum(p * t))
-        sums["pred_sq"] += backend.to_float(xp.sum(p * p))
-        sums["target_sq"] += backend.to_float(xp.sum(t * t))
+        sums["variance"] = sums["variance"] + xp.mean(spread)
+        sums["dot"] = sums["dot"] + xp.sum(p * t)
+        sums["pred_sq"] = sums["pred_sq"] + xp.sum(p * p)
+        sums["target_sq"] = sums["target_sq"] + xp.sum(t * t)
     return sums
 
 
-def sg_quality(sums: dict[str, float]) -> tuple[float | None, float | None]:
+def sg_quality(sums: dict[str, Any]) -> tuple[float | None, float | None]:
     """``(sg_r2, sg_cos)`` from summed :func:`sg_sums`; None where undefined.
 
     ``sg_r2 = 1 - error / variance``: the fraction of the targets' variance that the
@@ -236,9 +239,10 @@ def sg_quality(sums: dict[str, float]) -> tuple[float | None, float | None]:
     synthetic gradients and their targets, which is what steers the core: a prediction
     can point the right way (cosine > 0) while its size is off (R^2 < 0).
     """
-    r2 = 1.0 - sums["error"] / sums["variance"] if sums["variance"] > 0 else None
-    norm = (sums["pred_sq"] * sums["target_sq"]) ** 0.5
-    return r2, (sums["dot"] / norm if norm > 0 else None)
+    v = {k: backend.to_float(x) for k, x in sums.items()}
+    r2 = 1.0 - v["error"] / v["variance"] if v["variance"] > 0 else None
+    norm = (v["pred_sq"] * v["target_sq"]) ** 0.5
+    return r2, (v["dot"] / norm if norm > 0 else None)
 
 
 def copy_job(job: dict) -> dict:
