@@ -29,6 +29,11 @@ WIDTHS = {"bptt": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves st
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
 
 
+def _copy_runs(results: dict, task: str, T: int, method: str) -> list[dict]:
+    """The runs (one per seed) of one (task, T, method) setting of ``rnn-copy``."""
+    return [r for r in results["runs"] if (r["task"], r["T"], r["method"]) == (task, T, method)]
+
+
 def plot_copy(results: dict, path: Path) -> Path:
     """Length solved vs sequences seen: rows = tasks, columns = T, lines = methods."""
     config = results["config"]
@@ -44,11 +49,7 @@ def plot_copy(results: dict, path: Path) -> Path:
         top = 1.0
         for ax, T in zip(axes[row], truncations):
             for method in config["methods"]:
-                runs = [
-                    r
-                    for r in results["runs"]
-                    if (r["task"], r["T"], r["method"]) == (task, T, method)
-                ]
+                runs = _copy_runs(results, task, T, method)
                 if not runs:
                     continue
                 samples = [0] + runs[0]["curve"]["samples"]  # every run starts at 0 solved
@@ -117,11 +118,7 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
         for ax, task in zip(axes[row], tasks):
             for method, style in zip(methods, ("-", "--")):
                 for T, shade in zip(truncations, shades):
-                    runs = [
-                        r
-                        for r in results["runs"]
-                        if (r["task"], r["T"], r["method"]) == (task, T, method)
-                    ]
+                    runs = _copy_runs(results, task, T, method)
                     if runs:
                         ax.plot(
                             runs[0]["curve"]["samples"],
