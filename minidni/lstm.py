@@ -109,8 +109,15 @@ class LSTM(Module):
         cache = (x, xp.stack(h_prev, axis=1), steps)  # h_prev: (B, T, H), h_0 .. h_{T-1}
         return hs_arr, (h, c), cache
 
-    def backward(self, dhs: Array, dstate_T: State | None, cache: Any) -> tuple[Array, State]:
-        """BPTT through the segment: dx (B, T, D_in) and (dh_0, dc_0); accumulates W, b grads."""
+    def backward(
+        self, dhs: Array, dstate_T: State | None, cache: Any, grads: bool = True
+    ) -> tuple[Array | None, State]:
+        """BPTT through the segment: dx (B, T, D_in) and (dh_0, dc_0); accumulates W, b grads.
+
+        ``grads=False`` carries the gradient back to the start state only: no parameter
+        gradient and no dx (returned as None). Truncated BPTT with DNI uses it for the
+        synthetic-gradient model's target, which needs ``J^T delta_hat`` on its own.
+        """
         x, h_prev, steps = cache
         b, t_len, d = x.shape
         H = self.d_hidden
@@ -137,6 +144,8 @@ class LSTM(Module):
             das.append(da)
             dh = xp.matmul(da, W_h_T)  # (B, H): dL/dh_{t-1}
             dc = dc * f  # dL/dc_{t-1}
+        if not grads:
+            return None, (dh, dc)
         da_all = xp.stack(das[::-1], axis=1)  # (B, T, 4H)
         da_flat = xp.reshape(da_all, (b * t_len, 4 * H))  # (B*T, 4H)
         z = xp.reshape(xp.concat([x, h_prev], axis=2), (b * t_len, d + H))  # (B*T, D_in + H)

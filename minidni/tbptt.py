@@ -1,10 +1,12 @@
 """Truncated backpropagation through time, with and without synthetic gradients.
 
-Jaderberg et al. 2017, section 3.2. An LSTM core (:class:`~minidni.lstm.LSTM`) with a
-per-step linear readout reads a long sequence in segments of T steps; the state
-``s = (h, c)`` is carried from one segment to the next, and after each segment the core
-and readout take one Adam step. Boundaries: ``s_k`` is the state after k segments, so
-segment k+1 runs from ``s_k`` to ``s_{k+1}``; ``s_0`` is the zero state of :meth:`reset`.
+Jaderberg et al., "Decoupled Neural Interfaces using Synthetic Gradients", ICML 2017
+(PMLR 70), section 3.1 and Figure 3 (the version cited throughout minidni). An LSTM core
+(:class:`~minidni.lstm.LSTM`) with a per-step linear readout reads a long sequence in
+segments of T steps; the state ``s = (h, c)`` is carried from one segment to the next,
+and after each segment the core and readout take one Adam step. Boundaries: ``s_k`` is
+the state after k segments, so segment k+1 runs from ``s_k`` to ``s_{k+1}``; ``s_0`` is
+the zero state of :meth:`reset`.
 
 Methods (``method=``):
 
@@ -21,47 +23,49 @@ Methods (``method=``):
 Units follow :mod:`minidni.decoupled`: a delta is ``B * dL/ds`` ("per-example units", L
 the batch-mean loss), and the core backpropagates ``delta / B``.
 
-The SG target (a bootstrap, like TD learning). Segment k+1's backward pass starts from
-its loss gradient and the injected ``sg_scale * delta_hat_{k+1} / B`` at ``s_{k+1}``, and
-ends with a gradient for its start state ``s_k``. Times B, that is M's target for
-``s_k``::
+**What the core receives and what M learns are two separate knobs.**
+``sg_scale`` multiplies ``delta_hat`` before the core uses it; ``target_discount``
+multiplies the next synthetic gradient inside M's target. M's target for the start state
+``s_k`` of segment k+1 is the bootstrap (like a TD target)::
 
-    target_k = B * d/ds_k [ L_{k+1}(s_k) + < sg_scale * delta_hat_{k+1} / B, s_{k+1}(s_k) > ]
+    target_k = g_k + target_discount * J_k^T delta_hat_{k+1}
 
-i.e. the in-segment gradient plus the *injected* (scaled) synthetic gradient carried back
-through the segment; with ``last=True`` only the first term. M is then trained on
+with ``g_k = B * dL_{k+1}/ds_k`` the in-segment loss gradient and ``J_k = ds_{k+1}/ds_k``
+the segment's state Jacobian (with ``last=True`` only ``g_k``). M is trained on
 ``||delta_hat_k - target_k||^2`` against the prediction ``delta_hat_k`` it made for
-``s_k`` at the end of the previous segment (that prediction's cache is kept; M has
-taken one step since, and its backward uses the current weights, as in
-:mod:`minidni.decoupled`). So ``sg_scale`` enters the target exactly as it enters the
-core's gradient: M's fixed point is ``delta_k = g_k + sg_scale * J_k^T delta_{k+1}``
-(g_k the in-segment gradient, J_k the segment's state Jacobian), the sum of future loss
-gradients discounted by ``sg_scale`` per segment, like a TD target with
-``gamma = sg_scale``; this is also what autograd-based implementations that scale the
-injected gradient compute. With ``sg_scale = 1`` and an oracle M returning the true future
-gradient, the core's gradients are exactly those of full BPTT (tested). The paper's
-implementation scales synthetic gradients by 0.1 (the default here), which keeps the
-bootstrap stable.
+``s_k`` at the end of the previous segment (that prediction's cache is kept; M has taken
+one step since, and its backward uses the current weights, as in
+:mod:`minidni.decoupled`). M's fixed point is then the future gradient discounted by
+``target_discount`` per segment. The default ``target_discount = 1`` is the paper's
+bootstrap as we read it (its equations carry the synthetic gradient back through the
+segment with no discount) and what hannw/sgrnn, a public re-implementation, does; the
+factor 0.1 on the injected gradient (``sg_scale``) is what implementations of the paper
+use, and we could not find it in the paper's text. ``target_discount = sg_scale`` is
+the variant in which the injected, scaled gradient also enters M's target, so that a
+loss m segments ahead reaches the core scaled by ``sg_scale ** m``: minidni's earlier
+default, kept as an option. When the two knobs differ, ``J_k^T delta_hat_{k+1}`` is
+carried back through the segment by one extra state-only backward pass
+(``LSTM.backward(..., grads=False)``). With ``sg_scale = target_discount = 1`` and an
+oracle M returning the true future gradient, the core's gradients are exactly those of
+full BPTT (tested).
 
-DNI + Aux (``method="dni_aux"``). The paper adds an auxiliary task: the core also
-predicts synthetic gradients further in the future. What is implemented here: a linear
-head A (zero-initialised, H -> 2H) reads the core's output ``h_t`` at *every* step t of
-segment k+1 and predicts ``delta_hat_{k+1} = M(s_{k+1})``, the synthetic gradient at the
-end of the segment (1 to T steps in the future of step t). Its loss is
-``aux_weight * (1/B) sum_n mean_t ||A(h_t) - delta_hat_{k+1}||^2`` with the target held
-fixed; its gradient trains A and flows back through the core (that is the point of an
-auxiliary task: it shapes the core's representation to carry what the future gradient
-depends on). Why this variant: the paper's picture has the core at the boundary
-``t + T`` predict ``delta_hat_{t+2T}``, but that target exists only after the next
-segment, when the segment that produced ``h_{t+T}`` has already been updated; predicting
-the current segment's end keeps every gradient inside the segment being trained, so no
-backward pass is delayed. The last segment of a sequence has no synthetic gradient and
-so no aux loss. The aux loss is part of the core's training objective, so its gradient
-also reaches ``s_k`` and hence M's target (M predicts the gradient of all future task
-*and* aux losses, consistently). ``aux_weight`` defaults to 1: targets and predictions
-are in per-example gradient units, comparable to the task loss's own gradient. Because
-A starts at zero, the aux task leaves the core unchanged on its first step, like a
-fresh M.
+**DNI + Aux** (``method="dni_aux"``). The paper adds an auxiliary task in which the core
+also predicts synthetic gradients further in the future (its Figure 3: at the boundary
+``t + T`` the core predicts ``delta_hat_{t+2T}``, one boundary further than M).
+Implemented here: a linear head A (zero-initialised, H -> 2H) reads the core's output
+``h`` at the end of segment k (the h of ``s_k``) and predicts ``delta_hat_{k+1} =
+M(s_{k+1})``, the synthetic gradient one boundary later. Its loss is
+``aux_weight * (1/B) sum_n ||A(h_n) - delta_hat_{k+1, n}||^2`` with the target held fixed.
+That target exists only after segment k+1 has run, when segment k has already been
+updated, so the aux gradient is applied one segment late: at the end of segment k+1 it
+trains A and is backpropagated through segment k (whose cache is kept, with the current
+weights, like M's late update) into the core's parameters, and joins segment k+1's Adam
+step. It does not enter M's target (the paper does not say it does; the aux task shapes
+the core's representation, it is not part of the future loss M predicts). The last
+segment of a sequence has no synthetic gradient, so the prediction made before it gets
+no target. Because A starts at zero, the aux task leaves the core unchanged until A has
+learned, like a fresh M. The Figure's exact wiring (which h, how the aux gradient is
+timed) is our reading.
 
 Gradient clipping (``clip_norm``, default None = off): the global L2 norm of the core,
 readout and aux-head gradients is scaled down to at most ``clip_norm`` before the Adam
@@ -107,7 +111,9 @@ class TBPTT:
         lr: Adam learning rate of the core, readout and aux head.
         sg_lr: Adam learning rate of the SG model M.
         sg_hidden: hidden widths of M (``()`` = linear, the default; no BatchNorm).
-        sg_scale: factor on ``delta_hat`` before the core uses it (also in M's target).
+        sg_scale: factor on ``delta_hat`` before the core uses it.
+        target_discount: factor on the next ``delta_hat`` inside M's bootstrapped target
+            (1 = the paper's undiscounted bootstrap; ``sg_scale`` = the discounted variant).
         aux_weight: weight of the DNI+Aux auxiliary loss (``dni_aux`` only).
         clip_norm: clip the core's global gradient norm to this (None: no clipping).
 
@@ -129,6 +135,7 @@ class TBPTT:
         sg_lr: float = 1e-3,
         sg_hidden: Sequence[int] = (),
         sg_scale: float = 0.1,
+        target_discount: float = 1.0,
         aux_weight: float = 1.0,
         clip_norm: float | None = None,
     ):
@@ -138,9 +145,13 @@ class TBPTT:
             raise ValueError(f"unknown loss {loss!r}; valid losses are: {', '.join(LOSSES)}")
         if T < 1:
             raise ValueError(f"TBPTT: the truncation length T must be >= 1, got {T}")
+        for name, value in (("sg_scale", sg_scale), ("target_discount", target_discount)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"TBPTT: {name} must be a finite number >= 0, got {value}")
         self.d_in, self.d_hidden, self.d_out, self.T = d_in, d_hidden, d_out, T
         self.method, self.loss = method, loss
-        self.sg_scale, self.aux_weight, self.clip_norm = sg_scale, aux_weight, clip_norm
+        self.sg_scale, self.target_discount = sg_scale, target_discount
+        self.aux_weight, self.clip_norm = aux_weight, clip_norm
         # Core first, so that bptt and dni models built from the same seed start equal.
         self.core = LSTM(d_in, d_hidden, rng)
         self.readout = SeqLinear(d_hidden, d_out, rng)
@@ -156,6 +167,7 @@ class TBPTT:
         self.sg_fn: Callable[[Array], Array] | None = None
         self.state: tuple[Array, Array] | None = None
         self._pending: tuple[Array, Any] | None = None  # M's prediction for the current s_k
+        self._aux_pending: tuple | None = None  # A's prediction at s_k, and what it needs
 
     def __repr__(self) -> str:
         return (
@@ -171,7 +183,7 @@ class TBPTT:
     def reset(self, batch_size: int) -> None:
         """Start new sequences: zero state ``s_0``, no pending synthetic gradient."""
         self.state = self.core.initial_state(batch_size)
-        self._pending = None
+        self._pending, self._aux_pending = None, None
 
     # ---------------------------------------------------------------- pieces
 
@@ -261,26 +273,34 @@ class TBPTT:
                 module.zero_grad()
         dhs = self.readout.backward(dlogits, readout_cache)  # (B, T_seg, H)
 
-        dstate_T, new_pending, delta_hat, aux_loss = None, None, None, None
+        dstate_T, new_pending, delta_hat = None, None, None
         if self.method != "bptt" and not last:
             s_end = xp.concat(list(state_T), axis=1)  # (B, 2H): s_{k+1} = [h, c]
             delta_hat, sg_cache = self.synthetic_gradient(s_end)  # per-example units
             new_pending = (delta_hat, sg_cache)
             injected = (self.sg_scale / b) * delta_hat  # gradient of the batch-mean loss
             dstate_T = (injected[:, :H], injected[:, H:])
-            if self.aux is not None:
-                aux_loss, daux_hs = self._aux_loss(hs, delta_hat)
-                dhs = dhs + daux_hs
         _, dstate_0 = self.core.backward(dhs, dstate_T, core_cache)
+
+        sg_target = None
+        if self.method != "bptt":
+            sg_target = b * xp.concat(list(dstate_0), axis=1)  # g_k + sg_scale J^T delta_hat
+            if delta_hat is not None and self.target_discount != self.sg_scale:
+                # M's target carries delta_hat back with its own factor: add the difference.
+                d = delta_hat
+                _, jt = self.core.backward(
+                    xp.zeros_like(dhs), (d[:, :H], d[:, H:]), core_cache, grads=False
+                )
+                jt_delta = xp.concat(list(jt), axis=1)  # (B, 2H): J^T delta_hat
+                sg_target = sg_target + (self.target_discount - self.sg_scale) * jt_delta
+        aux_loss = None if self.aux is None else self._aux_step(hs, core_cache, delta_hat, last)
         grad_norm = self._clip()
         self.opt.step()
 
-        sg_target, sg_loss = None, None
-        if self.method != "bptt":
-            sg_target = b * xp.concat(list(dstate_0), axis=1)  # (B, 2H): M's target for s_k
-            if self._pending is not None and self.sg_fn is None:
-                old_delta_hat, old_cache = self._pending
-                sg_loss = self.sg.update(old_cache, old_delta_hat, sg_target)
+        sg_loss = None
+        if self._pending is not None and self.sg_fn is None and sg_target is not None:
+            old_delta_hat, old_cache = self._pending
+            sg_loss = self.sg.update(old_cache, old_delta_hat, sg_target)
         self._pending = new_pending
         self.state = state_T
         return {
@@ -293,21 +313,33 @@ class TBPTT:
             "grad_norm": grad_norm,
         }
 
-    def _aux_loss(self, hs: Array, delta_hat: Array) -> tuple[float, Array]:
-        """DNI+Aux: ``aux_weight * (1/B) sum_n mean_t ||A(h_t) - delta_hat||^2`` and its
-        gradient w.r.t. hs (B, T_seg, H); accumulates A's gradients. The target is fixed."""
+    def _aux_step(self, hs: Array, core_cache: Any, delta_hat: Array | None, last: bool):
+        """DNI + Aux (module docstring): score the prediction A made at the end of the
+        previous segment against ``delta_hat`` (the synthetic gradient at this segment's
+        end), backpropagate that loss through A and, one segment late, through the
+        previous segment's core; then predict the next boundary's synthetic gradient from
+        this segment's last h. Returns the aux loss (None when nothing was scored)."""
         xp = backend.namespace()
-        b, t_len, H = hs.shape
-        flat = xp.reshape(hs, (b * t_len, H))  # (B*T, H)
-        pred, cache = self.aux.forward(flat)  # (B*T, 2H)
-        target = xp.reshape(
-            xp.broadcast_to(delta_hat[:, None, :], (b, t_len, 2 * H)), (b * t_len, 2 * H)
-        )  # (B*T, 2H): row n*T + t is example n's delta_hat
+        aux_loss, pending = None, self._aux_pending
+        if pending is not None and delta_hat is not None:
+            pred, aux_cache, prev_shape, prev_core_cache = pending
+            aux_loss, dpred = self._aux_loss(pred, delta_hat)
+            dh_end = self.aux.backward(dpred, aux_cache)  # (B, H): at h of s_k
+            zero = xp.zeros(prev_shape, dtype=hs.dtype)  # (B, T_prev, H): no loss inside
+            self.core.backward(zero, (dh_end, xp.zeros_like(dh_end)), prev_core_cache)
+        self._aux_pending = None
+        if not last:
+            pred, aux_cache = self.aux.forward(hs[:, -1, :])  # (B, 2H)
+            self._aux_pending = (pred, aux_cache, tuple(hs.shape), core_cache)
+        return aux_loss
+
+    def _aux_loss(self, pred: Array, target: Array) -> tuple[float, Array]:
+        """``aux_weight * (1/B) sum_n ||pred_n - target_n||^2`` (target fixed) and its
+        gradient w.r.t. pred; pred, target (B, 2H)."""
+        xp = backend.namespace()
         diff = pred - target
-        scale = self.aux_weight / (b * t_len)
-        loss = scale * xp.sum(diff * diff)
-        dflat = self.aux.backward(2.0 * scale * diff, cache)  # (B*T, H)
-        return backend.to_float(loss), xp.reshape(dflat, (b, t_len, H))  # (B, T, H)
+        scale = self.aux_weight / pred.shape[0]
+        return backend.to_float(scale * xp.sum(diff * diff)), 2.0 * scale * diff
 
     def train_sequence(self, x: Array, y: Array, mask: Array | None = None) -> dict[str, Any]:
         """Reset, then train on whole sequences x (B, T_total, D_in) segment by segment.

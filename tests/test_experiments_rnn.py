@@ -84,14 +84,17 @@ def test_rnn_copy_smoke_json(copy_results_dir):
     for run in runs:
         curve = run["curve"]
         assert curve["samples"] == grid and run["samples"] == grid[-1]
-        assert all(len(curve[k]) == len(grid) for k in ("solved", "n", "r", "bits_error", "loss"))
+        assert all(len(curve[k]) == len(grid) for k in rnn_copy._Log.KEYS)
         assert curve["solved"] == sorted(curve["solved"])  # the level never goes down
         assert curve["solved"][-1] == run["solved_length"] == run["solved_n"] * run["solved_r"]
+        assert curve["solved_episode"][-1] == run["solved_episode_length"]
+        if run["solved_n"]:
+            n, r = run["solved_n"], run["solved_r"]
+            assert run["solved_episode_length"] == rnn_copy.episode_length(run["task"], n, r)
         assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
         assert all(e >= 0 for e in curve["bits_error"])
-        assert len(curve["sg_r2"]) == len(curve["sg_cos"]) == len(grid)
         if run["method"] == "bptt":  # no M, nothing to score
-            assert curve["sg_r2"] == curve["sg_cos"] == [None] * len(grid)
+            assert curve["sg_r2"] == curve["sg_cos"] == curve["sg_r2_zero"] == [None] * len(grid)
         else:
             assert all(v is None or v <= 1 for v in curve["sg_r2"])
             assert all(v is None or -1 <= v <= 1 for v in curve["sg_cos"])
@@ -142,14 +145,9 @@ def test_rnn_figures_and_table(results_dir, tmp_path):
     assert rows[2].split("|")[1].strip().startswith("char-PTB")
     ncols = header.count("|")
     assert all(row.count("|") == ncols for row in rows)
-    # char-PTB has no DNI + Aux runs: those cells are "-", the others numbers
+    # char-PTB runs every method too: every cell is a number
     cells = [c.strip() for c in rows[2].split("|")[2:-1]]
-    labels = [c.strip() for c in header.split("|")[2:-1]]
-    for label, cell in zip(labels, cells):
-        if label.startswith("DNI + Aux"):
-            assert cell == "-"
-        else:
-            assert float(cell) > 0
+    assert all(float(cell) > 0 for cell in cells)
 
 
 def test_table_markdown_without_results_is_empty(tmp_path):
@@ -216,6 +214,7 @@ def test_sg_sums_pair_each_prediction_with_its_target(xp, float64):
     assert sums["error"] == 2.5
     want = {
         "variance": sum(((t - t.mean(axis=0)) ** 2).sum(axis=1).mean() for _, t in pairs),
+        "power": sum((t * t).sum(axis=1).mean() for _, t in pairs),
         "dot": sum((p * t).sum() for p, t in pairs),
         "pred_sq": sum((p * p).sum() for p, _ in pairs),
         "target_sq": sum((t * t).sum() for _, t in pairs),
@@ -226,9 +225,13 @@ def test_sg_sums_pair_each_prediction_with_its_target(xp, float64):
 
     t = targets[1]
     variance = ((t - t.mean(axis=0)) ** 2).sum(axis=1).mean()
-    exact = {"error": 0.0, "variance": variance, "dot": (t * t).sum()}
+    power = (t * t).sum(axis=1).mean()
+    exact = {"error": 0.0, "variance": variance, "power": power, "dot": (t * t).sum()}
     exact |= {"pred_sq": (t * t).sum(), "target_sq": (t * t).sum()}
-    assert rnn_copy.sg_quality(exact) == (1.0, 1.0)
-    _, cos = rnn_copy.sg_quality({**exact, "dot": -(t * t).sum()})
+    assert rnn_copy.sg_quality(exact) == (1.0, 1.0, 1.0)
+    *_, cos = rnn_copy.sg_quality({**exact, "dot": -(t * t).sum()})
     assert cos == -1.0
-    assert rnn_copy.sg_quality(dict.fromkeys(rnn_copy.SG_SUMS, 0.0)) == (None, None)
+    # a zero prediction: no better than the zero predictor (0), worse than the mean (< 0)
+    r2, r2_zero, _ = rnn_copy.sg_quality({**exact, "error": power})
+    assert r2_zero == 0.0 and r2 == pytest.approx(1 - power / variance)
+    assert rnn_copy.sg_quality(dict.fromkeys(rnn_copy.SG_SUMS, 0.0)) == (None, None, None)

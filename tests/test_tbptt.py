@@ -157,12 +157,17 @@ def test_truncation_cuts_the_gradient(xp, float64):
 
 
 @pytest.mark.parametrize("last", [False, True])
-def test_sg_target_is_the_derivative_of_loss_plus_injected_gradient(xp, float64, last):
-    """target_k = B * d/ds_k [L_{k+1} + <sg_scale * delta_hat_{k+1} / B, s_{k+1}>],
-    checked by finite differences with sg_scale = 0.3 (last=True: the loss term alone)."""
+@pytest.mark.parametrize("sg_scale, discount", [(0.1, 1.0), (0.3, 0.3), (1.0, 1.0), (0.3, 0.5)])
+def test_sg_target_is_the_derivative_of_loss_plus_discounted_synthetic_gradient(
+    xp, float64, last, sg_scale, discount
+):
+    """target_k = B * d/ds_k [L_{k+1} + <target_discount * delta_hat_{k+1} / B, s_{k+1}>],
+    checked by finite differences: with the default (sg_scale 0.1, target_discount 1) the
+    *unscaled* synthetic gradient is carried back, whatever the core was given
+    (last=True: the loss term alone)."""
     rng = RNG(11)
-    sg_scale, b = 0.3, 3
-    model = make("dni", T=4, sg_scale=sg_scale, lr=0.0)
+    b = 3
+    model = make("dni", T=4, sg_scale=sg_scale, target_discount=discount, lr=0.0)
     x, y, mask = bce_data(rng, b=b, t_len=8)
     model.reset(b)
     model.segment(x[:, :4, ...], y[:, :4, ...], mask[:, :4])  # a non-trivial start state s_1
@@ -171,7 +176,7 @@ def test_sg_target_is_the_derivative_of_loss_plus_injected_gradient(xp, float64,
     s_start = xp.concat(list(model.state), axis=1)  # (B, 2H)
     x2, y2, m2 = x[:, 4:, ...], y[:, 4:, ...], mask[:, 4:]
     target = model.segment(x2, y2, m2, last=last)["sg_target"]
-    injected = 0.0 if last else sg_scale * fixed / b
+    carried = 0.0 if last else discount * fixed / b
     box = {"s": s_start}
 
     def objective() -> float:
@@ -179,13 +184,34 @@ def test_sg_target_is_the_derivative_of_loss_plus_injected_gradient(xp, float64,
         hs, s_end, _ = model.core.forward(x2, (s[:, :H], s[:, H:]))
         loss, _ = model.loss_and_grad(model.readout.forward(hs)[0], y2, m2)
         end = xp.concat(list(s_end), axis=1)
-        return b * backend.to_float(loss + xp.sum(injected * end))
+        return b * backend.to_float(loss + xp.sum(carried * end))
 
     def put(v) -> None:
         box["s"] = v
 
     err = check_directional(objective, lambda: box["s"], put, target, rng)
     assert err <= 1e-6
+
+
+def test_core_receives_sg_scale_whatever_the_target_discount(xp, float64):
+    """target_discount changes what M learns, never what the core is given."""
+    x, y, mask = bce_data(RNG(12), t_len=8)
+    fixed = RNG(13).normal((3, 2 * H))
+    grads = []
+    for discount in (0.1, 1.0):
+        model = make("dni", T=4, sg_scale=0.1, target_discount=discount, lr=0.0)
+        model.sg_fn = lambda s: fixed
+        grads.append(record_grads(model))
+        model.train_sequence(x, y, mask)
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_target_discount_is_validated(xp):
+    with pytest.raises(ValueError, match="target_discount"):
+        make("dni", target_discount=-1.0)
+    with pytest.raises(ValueError, match="sg_scale"):
+        make("dni", sg_scale=float("nan"))
 
 
 # ---------------------------------------------------------------- (d) zero-initialised M
@@ -300,21 +326,49 @@ def test_argument_errors(xp):
 # ---------------------------------------------------------------- (f) DNI + Aux
 
 
-def test_aux_gradient_matches_finite_differences(xp, float64):
+def per_step_grads(model: TBPTT) -> list:
+    """Replace the core's Adam step by a recorder of each step's gradients (a list per step)."""
+    steps: list = []
+    model.opt.step = lambda: steps.append([to_numpy(p.grad).copy() for p in model.opt.params])
+    return steps
+
+
+def test_aux_gradient_reaches_the_previous_segment_one_segment_late(xp, float64):
+    """DNI + Aux: at the end of segment 2, A's prediction from h_1 (the last h of segment
+    1) is scored against delta_hat_2, and the gradient of that loss with respect to the
+    core's weights (through segment 1) joins segment 2's step; M's targets are those of
+    DNI without the aux task. Finite differences, lr = 0 (weights fixed)."""
     rng = RNG(8)
-    model = make("dni_aux", aux_weight=0.7)
-    model.aux.W.value = rng.normal(model.aux.W.shape)  # away from its zero start
-    hs, delta_hat = rng.normal((3, 4, H)), rng.normal((3, 2 * H))
-    _, dhs = model._aux_loss(hs, delta_hat)
-    box = {"hs": hs}
+    b, w = 3, 0.7
+    x, y, mask = bce_data(rng, b=b, t_len=9)
+    fixed = rng.normal((b, 2 * H))
+    aux, ref = make("dni_aux", lr=0.0, aux_weight=w), make("dni", lr=0.0)
+    aux.aux.W.value = rng.normal(aux.aux.W.shape)  # away from its zero start
+    outs, steps = [], []
+    for model in (aux, ref):
+        model.sg_fn = lambda s: fixed
+        steps.append(per_step_grads(model))
+        outs.append(model.train_sequence(x, y, mask))
+    (aux_steps, ref_steps), (aux_out, ref_out) = steps, outs
+    np.testing.assert_array_equal(aux_steps[0][0], ref_steps[0][0])  # nothing to score yet
+    for ra, rr in zip(aux_out["segments"], ref_out["segments"], strict=True):
+        if rr["sg_target"] is not None:
+            np.testing.assert_array_equal(to_numpy(ra["sg_target"]), to_numpy(rr["sg_target"]))
+    dW = backend.asarray(aux_steps[1][0] - ref_steps[1][0])  # the aux part of the core's W grad
+
+    def aux_loss() -> float:
+        hs, _, _ = aux.core.forward(x[:, :3, ...], aux.core.initial_state(b))
+        pred, _ = aux.aux.forward(hs[:, -1, :])
+        return w * backend.to_float(xp.sum((pred - fixed) ** 2)) / b
+
     err = check_directional(
-        lambda: model._aux_loss(box["hs"], delta_hat)[0],
-        lambda: box["hs"],
-        lambda v: box.update(hs=v),
-        dhs,
-        rng,
+        aux_loss, lambda: aux.core.W.value, lambda v: setattr(aux.core.W, "value", v), dW, rng
     )
     assert err <= 1e-6
+    assert aux_out["segments"][1]["aux_loss"] == pytest.approx(aux_loss(), rel=1e-12)
+    # nothing to score in segment 1; the last segment has no delta_hat to score against
+    assert aux_out["segments"][0]["aux_loss"] is None
+    assert aux_out["segments"][2]["aux_loss"] is None
 
 
 def test_aux_head_learns_to_predict_the_future_synthetic_gradient(xp):

@@ -50,6 +50,7 @@ Profiles (``quick``'s sizes come from pilot runs):
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -75,6 +76,9 @@ BASE = {
     "sg_lr": 1e-3,
     "sg_hidden": [],
     "sg_scale": 0.1,
+    "target_discount": 1.0,
+    "stream": False,
+    "criterion": "xent_bits",
 }
 PROFILES = {
     "smoke": {
@@ -147,13 +151,18 @@ class Curriculum:
         """N * R of the hardest level solved (N for Copy); 0 before the first."""
         return self.solved[0] * self.solved[1]
 
+    @property
+    def solved_episode_length(self) -> int:
+        """Time steps of an episode at the hardest level solved (:func:`episode_length`)."""
+        return episode_length(self.task, *self.solved) if self.solved[0] else 0
+
     def mean_error(self) -> float:
         """Mean error of the batches in the window (nan when it is empty)."""
         return float(np.mean(self._errors)) if self._errors else float("nan")
 
-    def update(self, bits_error: float) -> bool:
+    def update(self, error: float) -> bool:
         """Record one batch's error; advance (and return True) if the level is solved."""
-        self._errors.append(float(bits_error))
+        self._errors.append(float(error))
         if len(self._errors) < self.window or not self.mean_error() < self.threshold:
             return False
         self.solved = (self.n, self.r)
@@ -164,6 +173,12 @@ class Curriculum:
             self.r += 1
         self._errors.clear()
         return True
+
+
+def episode_length(task: str, n: int, r: int = 1) -> int:
+    """Time steps of one episode at level (N, R): Copy 2N + 1 (pattern, delimiter,
+    output); Repeat Copy N + 1 + N * R + 1 (pattern, delimiter, R copies, end marker)."""
+    return 2 * n + 1 if task == "copy" else n + 1 + n * r + 1
 
 
 def task_dims(task: str, bits: int) -> tuple[int, int]:
@@ -196,11 +211,12 @@ def build_model(job: dict, d_in: int, d_out: int, loss: str, rng: backend.RNG):
         sg_lr=job["sg_lr"],
         sg_hidden=tuple(job["sg_hidden"]),
         sg_scale=job["sg_scale"],
+        target_discount=job["target_discount"],
         **job.get("tbptt", {}),
     )
 
 
-SG_SUMS = ("error", "variance", "dot", "pred_sq", "target_sq")
+SG_SUMS = ("error", "variance", "power", "dot", "pred_sq", "target_sq")
 
 
 def sg_sums(segments: list[dict]) -> dict[str, Any]:
@@ -209,7 +225,8 @@ def sg_sums(segments: list[dict]) -> dict[str, Any]:
     Segment k's ``delta_hat`` is M's prediction for the boundary state s_k, and segment
     k+1's ``sg_target`` is the target it was trained on (its ``sg_loss`` is their L2
     loss). Over those pairs, returns sums of ``error`` (sg_loss), ``variance``
-    (``mean_n ||target_n - mean target||^2``, in sg_loss units), ``dot`` (<prediction,
+    (``mean_n ||target_n - mean target||^2``, in sg_loss units), ``power``
+    (``mean_n ||target_n||^2``, the loss of the zero predictor), ``dot`` (<prediction,
     target>), ``pred_sq`` and ``target_sq`` (squared norms), all over the whole (B, 2H)
     arrays; the last four stay on the device (0-d arrays) so that a training step pays
     no copy to the host for them. :func:`sg_quality` turns them into the fraction
@@ -224,72 +241,151 @@ def sg_sums(segments: list[dict]) -> dict[str, Any]:
         spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
         sums["error"] += after["sg_loss"]
         sums["variance"] = sums["variance"] + xp.mean(spread)
+        sums["power"] = sums["power"] + xp.mean(xp.sum(t * t, axis=1))
         sums["dot"] = sums["dot"] + xp.sum(p * t)
         sums["pred_sq"] = sums["pred_sq"] + xp.sum(p * p)
         sums["target_sq"] = sums["target_sq"] + xp.sum(t * t)
     return sums
 
 
-def sg_quality(sums: dict[str, Any]) -> tuple[float | None, float | None]:
-    """``(sg_r2, sg_cos)`` from summed :func:`sg_sums`; None where undefined.
+def sg_quality(sums: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """``(sg_r2, sg_r2_zero, sg_cos)`` from summed :func:`sg_sums`; None where undefined.
 
     ``sg_r2 = 1 - error / variance``: the fraction of the targets' variance that the
     predictions explained (1 perfect, 0 no better than the batch mean, < 0 worse).
+    ``sg_r2_zero = 1 - error / power``: the same against the zero predictor, which is
+    where a zero-initialised M starts (> 0: M does better than injecting nothing).
     ``sg_cos = dot / sqrt(pred_sq * target_sq)``: the cosine between the injected
     synthetic gradients and their targets, which is what steers the core: a prediction
     can point the right way (cosine > 0) while its size is off (R^2 < 0).
     """
     v = {k: backend.to_float(x) for k, x in sums.items()}
     r2 = 1.0 - v["error"] / v["variance"] if v["variance"] > 0 else None
+    r2_zero = 1.0 - v["error"] / v["power"] if v["power"] > 0 else None
     norm = (v["pred_sq"] * v["target_sq"]) ** 0.5
-    return r2, (v["dot"] / norm if norm > 0 else None)
+    return r2, r2_zero, (v["dot"] / norm if norm > 0 else None)
 
 
-def copy_job(job: dict) -> dict:
-    """Train one LSTM on Copy or Repeat Copy under the curriculum; return its run record."""
+class _Log:
+    """The per-interval sums of a run, turned into its curve every ``log_every`` batches."""
+
+    KEYS = ("samples", "solved", "solved_episode", "n", "r", "bits_error", "xent_bits")
+    KEYS += ("loss", "sg_r2", "sg_r2_zero", "sg_cos")
+
+    def __init__(self):
+        self.curve: dict[str, list] = {k: [] for k in self.KEYS}
+        self._clear()
+
+    def _clear(self) -> None:
+        self.errors, self.xents, self.losses = [], [], []
+        self.sg = dict.fromkeys(SG_SUMS, 0.0)
+
+    def add_sg(self, new: dict) -> None:
+        self.sg = {k: self.sg[k] + new[k] for k in SG_SUMS}
+
+    def write(self, samples: int, cur: Curriculum) -> None:
+        c = self.curve
+        c["samples"].append(samples)
+        c["solved"].append(cur.solved_length)
+        c["solved_episode"].append(cur.solved_episode_length)
+        c["n"].append(cur.n)
+        c["r"].append(cur.r)
+        for key, values, digits in (
+            ("bits_error", self.errors, 4),
+            ("xent_bits", self.xents, 4),
+            ("loss", self.losses, 5),
+        ):
+            c[key].append(round(float(np.mean(values)), digits) if values else None)
+        for key, value in zip(("sg_r2", "sg_r2_zero", "sg_cos"), sg_quality(self.sg)):
+            c[key].append(None if value is None else round(value, 4))
+        self._clear()
+
+
+def _reset_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
+    """Reset mode: every batch holds B fresh episodes, each from the zero state."""
     from ..data import bits_error
 
-    backend.set_backend(job.get("backend", backend.get_backend()))
-    rng = backend.RNG(job["seed"])
-    data_rng = np.random.default_rng([job["seed"], 12345])  # the batches' own stream
     task, bits, batch_size = job["task"], job["bits"], job["batch_size"]
-    model = build_model(job, *task_dims(task, bits), "bce", rng)
-    cur = Curriculum(task, job["window"], job["threshold"], job["max_repeats"])
-    keys = ("samples", "solved", "n", "r", "bits_error", "loss", "sg_r2", "sg_cos")
-    curve = {k: [] for k in keys}
-    errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
-    started, cpu_started = time.perf_counter(), time.process_time()
     batches = job["budget"] // batch_size
     for step in range(1, batches + 1):
         x, y, mask = make_batch(task, data_rng, batch_size, cur, bits)
         model.reset(batch_size)
         out = model.train_sequence(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
-        errors.append(bits_error(out["logits"], y, mask))
-        losses.append(backend.to_float(out["loss"]))
-        cur.update(errors[-1])
+        loss = backend.to_float(out["loss"])
+        log.errors.append(bits_error(out["logits"], y, mask))
+        log.xents.append(loss / math.log(2.0))  # the summed BCE per sequence, in bits
+        log.losses.append(loss)
+        cur.update(log.errors[-1] if job["criterion"] == "wrong_bits" else log.xents[-1])
         if job["method"] != "bptt":
-            new = sg_sums(out["segments"])
-            sg = {k: sg[k] + new[k] for k in SG_SUMS}
+            log.add_sg(sg_sums(out["segments"]))
         if step % job["log_every"] == 0 or step == batches:
-            curve["samples"].append(step * batch_size)
-            curve["solved"].append(cur.solved_length)
-            curve["n"].append(cur.n)
-            curve["r"].append(cur.r)
-            curve["bits_error"].append(round(float(np.mean(errors)), 4))
-            curve["loss"].append(round(float(np.mean(losses)), 5))
-            for key, value in zip(("sg_r2", "sg_cos"), sg_quality(sg)):
-                curve[key].append(None if value is None else round(value, 4))
-            errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
+            log.write(step * batch_size, cur)
+    return batches * batch_size
+
+
+def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
+    """Stream mode: each batch row is an endless stream of episodes (no reset); segments
+    of T steps run over it whatever the episode boundaries, with a synthetic gradient at
+    every boundary. Finished episodes of the current level count for the curriculum in
+    groups of B (one "batch"); episodes drawn before a level-up do not."""
+    from ..data.episode_stream import EpisodeStream
+
+    task, bits, batch_size, T = job["task"], job["bits"], job["batch_size"], job["T"]
+
+    def new_episode():
+        x, y, mask = make_batch(task, data_rng, 1, cur, bits)
+        return x[0], y[0], mask[0], (cur.n, cur.r)
+
+    stream = EpisodeStream(batch_size, new_episode)
+    model.reset(batch_size)
+    group, finished, previous = [], 0, None
+    every = job["log_every"] * batch_size
+    while finished < job["budget"]:
+        x, y, mask = stream.next_segment(T)
+        out = model.segment(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
+        log.losses.append(out["loss"])
+        if previous is not None and job["method"] != "bptt":
+            log.add_sg(sg_sums([previous, out]))
+        previous = out
+        for ep in stream.score(backend.to_numpy(out["logits"])):
+            finished += 1
+            log.errors.append(ep.wrong_bits)
+            log.xents.append(ep.xent_bits)
+            if ep.tag == (cur.n, cur.r):
+                group.append(ep.wrong_bits if job["criterion"] == "wrong_bits" else ep.xent_bits)
+                if len(group) == batch_size:  # a level-up draws the next episodes anew
+                    cur.update(float(np.mean(group)))
+                    group = []
+            if finished % every == 0 or finished == job["budget"]:
+                log.write(finished, cur)
+            if finished >= job["budget"]:
+                break
+    return finished
+
+
+def copy_job(job: dict) -> dict:
+    """Train one LSTM on Copy or Repeat Copy under the curriculum; return its run record."""
+    backend.set_backend(job.get("backend", backend.get_backend()))
+    rng = backend.RNG(job["seed"])
+    data_rng = np.random.default_rng([job["seed"], 12345])  # the batches' own stream
+    task = job["task"]
+    model = build_model(job, *task_dims(task, job["bits"]), "bce", rng)
+    cur = Curriculum(task, job["window"], job["threshold"], job["max_repeats"])
+    log = _Log()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    loop = _stream_loop if job["stream"] else _reset_loop
+    samples = loop(job, model, cur, log, data_rng)
     return {
         **{k: v for k, v in job.items() if k not in ("backend",)},
-        "curve": curve,
+        "curve": log.curve,
         "final_n": cur.n,
         "final_r": cur.r,
         "solved_n": cur.solved[0],
         "solved_r": cur.solved[1],
         "solved_length": cur.solved_length,
+        "solved_episode_length": cur.solved_episode_length,
         "levels_passed": cur.levels_passed,
-        "samples": batches * batch_size,
+        "samples": samples,
         "seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(time.process_time() - cpu_started, 2),
     }
@@ -298,6 +394,7 @@ def copy_job(job: dict) -> dict:
 def jobs(config: dict) -> list[dict]:
     """One job per (task, T, method, seed); the small truncations (the slow ones) first."""
     keys = ("bits", "max_repeats", "threshold", "lr", "sg_lr", "sg_hidden", "sg_scale")
+    keys += ("target_discount", "stream", "criterion")
     keys += ("hidden", "batch_size", "budget", "window", "log_every", "tbptt")
     return [
         {
@@ -317,7 +414,8 @@ def jobs(config: dict) -> list[dict]:
 def _summary(run: dict) -> str:
     what = f"{run['task']} T={run['T']} {run['method']} seed={run['seed']}"
     solved = f"N={run['solved_n']}" + (f" R={run['solved_r']}" if run["task"] != "copy" else "")
-    return f"  {what}: solved {solved} (length {run['solved_length']})  ({run['seconds']:.0f}s)"
+    steps = run["solved_episode_length"]
+    return f"  {what}: solved {solved} (episodes of {steps} steps)  ({run['seconds']:.0f}s)"
 
 
 def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
@@ -327,17 +425,18 @@ def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> di
     return run_experiment("rnn-copy", profile, config, todo, copy_job, table, out, log, _summary)
 
 
-def solved_lengths(results: dict, task: str, method: str, T: int) -> list[int]:
-    """``solved_length`` of every seed of one setting."""
+def solved_lengths(
+    results: dict, task: str, method: str, T: int, key: str = "solved_episode_length"
+) -> list[int]:
+    """``key`` (default: the episode length solved) of every seed of one setting."""
     return [
-        r["solved_length"]
-        for r in results["runs"]
-        if (r["task"], r["method"], r["T"]) == (task, method, T)
+        r[key] for r in results["runs"] if (r["task"], r["method"], r["T"]) == (task, method, T)
     ]
 
 
 def table(results: dict) -> str:
-    """Markdown table: median (min-max) over seeds of the length solved, per task, method, T."""
+    """Markdown table: median (min-max) over seeds of the episode length solved (time steps
+    of an episode at the hardest level passed), per task, method and T."""
     config = results["config"]
     cols = [(m, T) for m in config["methods"] for T in config["truncations"]]
     lines = [

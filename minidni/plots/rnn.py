@@ -1,16 +1,18 @@
 """Figures and the Table 1 of the recurrent experiments (``rnn-copy``, ``rnn-ptb``).
 
-- ``rnn_copy.png``: the length solved (N for Copy, N * R for Repeat Copy) against the
+- ``rnn_copy.png``: the episode length solved (time steps of an episode at the hardest
+  level passed: 2N + 1 for Copy, N + 1 + N * R + 1 for Repeat Copy) against the
   training sequences seen, one row of panels per task and one panel per truncation T,
   one line per method (median over seeds, min-max band);
 - ``rnn_sg_quality.png``: how good the synthetic gradient is, against sequences seen:
-  ``sg_r2`` (the share of the variance of M's targets that its predictions explained)
-  and ``sg_cos`` (the cosine between predictions and targets), a panel per task, a line
-  per (method, T), median over seeds (skipped for results that did not record them);
+  ``sg_r2`` (the share of the variance of M's targets that its predictions explained),
+  ``sg_r2_zero`` (the same against the zero predictor, where M starts) and ``sg_cos``
+  (the cosine between predictions and targets), a panel per task, a line per (method,
+  T), median over seeds (skipped for results that did not record them);
 - ``rnn_ptb.png``: training bits per character against characters seen, one panel per T;
 - ``rnn_table.png`` and ``rnn_table.md``: the paper's Table 1 in shape: rows Copy, Repeat
-  Copy and char-PTB, columns method x T; Copy cells are the median length solved over
-  seeds, PTB cells the test bits per character (mean over seeds).
+  Copy and char-PTB, columns method x T; Copy cells are the median episode length
+  solved over seeds, PTB cells the test bits per character (mean over seeds).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def plot_copy(results: dict, path: Path) -> Path:
                 if not runs:
                     continue
                 samples = [0] + runs[0]["curve"]["samples"]  # every run starts at 0 solved
-                solved = np.asarray([[0] + r["curve"]["solved"] for r in runs], dtype=float)
+                solved = np.asarray([[0] + r["curve"]["solved_episode"] for r in runs], dtype=float)
                 top = max(top, float(solved.max()))
                 ax.step(
                     samples,
@@ -78,7 +80,7 @@ def plot_copy(results: dict, path: Path) -> Path:
                 ax.set_xlabel("sequences seen")
         for ax in axes[row]:
             ax.set_ylim(0, top * 1.08)
-        axes[row][0].set_ylabel("N solved" if task == "copy" else "N x R solved")
+        axes[row][0].set_ylabel("episode length solved (steps)")
     axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(
         "Length solved under the curriculum: median over seeds, min-max band\n" + subtitle(results),
@@ -109,10 +111,16 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
     shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(truncations)))
     rows = (
         ("sg_r2", "share of target variance\nexplained (R$^2$)"),
+        ("sg_r2_zero", "R$^2$ against the\nzero predictor"),
         ("sg_cos", "cosine(prediction, target)"),
     )
+    rows = tuple(r for r in rows if any(r[0] in run["curve"] for run in results["runs"]))
     fig, axes = plt.subplots(
-        len(rows), len(tasks), figsize=(4.4 * len(tasks), 5.8), sharex=True, squeeze=False
+        len(rows),
+        len(tasks),
+        figsize=(4.4 * len(tasks), 2.9 * len(rows)),
+        sharex=True,
+        squeeze=False,
     )
     for row, (key, ylabel) in enumerate(rows):
         for ax, task in zip(axes[row], tasks):
@@ -134,13 +142,14 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
             ax.grid(True, alpha=0.3)
             if row == 0:
                 ax.set_title(TASK_LABELS[task], fontsize=9)
-            else:
+            if row == len(rows) - 1:
                 ax.set_xlabel("sequences seen")
         axes[row][0].set_ylabel(ylabel, fontsize=8)
     axes[0][-1].legend(fontsize=6, ncol=2)
     fig.suptitle(
-        "How good is the synthetic gradient? R$^2$: 1 perfect, 0 the batch mean; cosine: "
-        "does it point the right way? (median over seeds; axes cut at -1)\n" + subtitle(results),
+        "How good is the synthetic gradient? R$^2$: 1 perfect, 0 the batch mean (or zero); "
+        "cosine: does it point the right way? (median over seeds; axes cut at -1)\n"
+        + subtitle(results),
         fontsize=8,
     )
     return save_figure(fig, path, dpi=110)
@@ -194,7 +203,7 @@ def table_cells(copy: dict | None, ptb: dict | None) -> tuple[list[str], list[li
             cells = [TASK_LABELS[task]]
             for m, T in columns:
                 v = [
-                    r["solved_length"]
+                    r["solved_episode_length"]
                     for r in copy["runs"]
                     if (r["task"], r["method"], r["T"]) == (task, m, T)
                 ]
@@ -215,10 +224,11 @@ def _notes(copy: dict | None, ptb: dict | None) -> list[str]:
     if copy is not None:
         c = copy["config"]
         notes.append(
-            f"Copy / Repeat Copy: median over {len(copy['seeds'])} seed(s) of the longest "
-            f"output solved (N, resp. N x R; error < {c['threshold']} bits/sequence over "
-            f"{c['window']} batches) within {c['budget']} sequences; profile "
-            f"{copy['profile']}, LSTM {c['hidden']}, batch {c['batch_size']}."
+            f"Copy / Repeat Copy: median over {len(copy['seeds'])} seed(s) of the episode "
+            f"length solved (time steps: 2N+1, resp. N+1+NR+1; {c['criterion']} < "
+            f"{c['threshold']} per sequence over {c['window']} batches) within {c['budget']} "
+            f"sequences; {'continuous streams' if c['stream'] else 'reset per episode'}; "
+            f"profile {copy['profile']}, LSTM {c['hidden']}, batch {c['batch_size']}."
         )
     if ptb is not None:
         c = ptb["config"]
