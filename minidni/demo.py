@@ -2,7 +2,7 @@
 
 784-256-256-10, Linear + BatchNorm + ReLU, Adam, batch 256. With cDNI every layer is
 decoupled: each learns only from a linear synthetic-gradient model that sees its output
-and the one-hot label (Jaderberg et al. 2017, section 4.1).
+and the one-hot label (Jaderberg et al., ICML 2017, section 3.3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An LSTM core with hand-written backpropagation through time, and a per-step readout.
 
-The recurrent core of the paper's RNN experiments (Jaderberg et al. 2017, section 3.2):
+The recurrent core of the paper's RNN experiments (Jaderberg et al., ICML 2017, section 3.1):
 one LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate) unrolled over a segment
 of T steps. Its state is ``s = (h, c)``, the hidden and the cell state; truncated BPTT with
 DNI (:mod:`minidni.tbptt`) puts a synthetic gradient ``delta_hat = M(s)`` on that state at

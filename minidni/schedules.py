@@ -15,8 +15,8 @@ A schedule answers three questions for a chain of ``n`` modules:
 The schedules:
 
 - :class:`Lockstep`: every module, every step, no delay.
-- :class:`Stochastic`: the paper's feed-forward experiments (Jaderberg et al. 2017,
-  section 4.1): after each forward pass each module's backward pass and update happen
+- :class:`Stochastic`: the paper's feed-forward experiments (Jaderberg et al., ICML
+  2017, section 3.3): after each forward pass each module's backward pass and update happen
   with probability ``p_update``, independently per module; each synthetic-input model
   learns with probability ``p_update`` too, independently. An SG model learns exactly
   when the module after its boundary ran backward (that is when its target exists), so

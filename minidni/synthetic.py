@@ -8,7 +8,7 @@ batch), each with its own optimizer:
   gradient at the output of module i, from that output alone (DNI) or with a context c
   such as the one-hot label (cDNI). Its output layer starts at zero, so at first
   ``delta_hat = 0`` and the modules it feeds do not move until it has learned something
-  (Jaderberg et al. 2017, section 3).
+  (Jaderberg et al., ICML 2017, section 2).
 - :class:`SyntheticInput` predicts ``h_hat_{i-1} = I_i(x)``, the input of module i, from
   the network input x (forward unlocking, section 3.3 of the paper).
 

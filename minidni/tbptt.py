@@ -1,7 +1,7 @@
 """Truncated backpropagation through time, with and without synthetic gradients.
 
 Jaderberg et al., "Decoupled Neural Interfaces using Synthetic Gradients", ICML 2017
-(PMLR 70), section 3.1 and Figure 3 (the version cited throughout minidni). An LSTM core
+(PMLR 70), section 3.1 (the version cited throughout minidni). An LSTM core
 (:class:`~minidni.lstm.LSTM`) with a per-step linear readout reads a long sequence in
 segments of T steps; the state ``s = (h, c)`` is carried from one segment to the next,
 and after each segment the core and readout take one Adam step. Boundaries: ``s_k`` is
@@ -50,8 +50,8 @@ oracle M returning the true future gradient, the core's gradients are exactly th
 full BPTT (tested).
 
 **DNI + Aux** (``method="dni_aux"``). The paper adds an auxiliary task in which the core
-also predicts synthetic gradients further in the future (its Figure 3: at the boundary
-``t + T`` the core predicts ``delta_hat_{t+2T}``, one boundary further than M).
+also predicts synthetic gradients further in the future (as we read it: at the
+boundary ``t + T`` the core predicts ``delta_hat_{t+2T}``, one boundary further than M).
 Implemented here: a linear head A (zero-initialised, H -> 2H) reads the core's output
 ``h`` at the end of segment k (the h of ``s_k``) and predicts ``delta_hat_{k+1} =
 M(s_{k+1})``, the synthetic gradient one boundary later. Its loss is
@@ -64,8 +64,8 @@ step. It does not enter M's target (the paper does not say it does; the aux task
 the core's representation, it is not part of the future loss M predicts). The last
 segment of a sequence has no synthetic gradient, so the prediction made before it gets
 no target. Because A starts at zero, the aux task leaves the core unchanged until A has
-learned, like a fresh M. The Figure's exact wiring (which h, how the aux gradient is
-timed) is our reading.
+learned, like a fresh M. The exact wiring (which h, how the aux gradient is timed) is our
+reading; we could not check it against the paper's text offline.
 
 Gradient clipping (``clip_norm``, default None = off): the global L2 norm of the core,
 readout and aux-head gradients is scaled down to at most ``clip_norm`` before the Adam

@@ -1,6 +1,6 @@
 """Forward unlocking and asynchrony: synthetic inputs, complete unlock, stale updates.
 
-Jaderberg et al. 2017, section 3.3 and Figure 5. Notation as in :mod:`minidni.decoupled`:
+Jaderberg et al., ICML 2017, section 3.3. Notation as in :mod:`minidni.decoupled`:
 modules ``f_1..f_N`` at list positions 0..N-1, ``sgs[i]`` is ``M_{i+1}``; here also
 ``inputs[i]`` is ``I_{i+1}``, the synthetic-input model of the module at position i
 (``inputs[0]`` is None: module 1's input is x itself).

@@ -13,7 +13,7 @@
 # Synthetic gradients remove *update locking*: module i updates as soon as it has run
 # forward, with `delta_hat_i = M_{i+1}(h_i, c)` in place of the true `delta_i`. But it
 # still waits for its *input*: `h_{i-1}` comes from module i-1, which waits for module
-# i-2, ... (*forward locking*). Jaderberg et al. 2017 (section 3.3) remove that too with
+# i-2, ... (*forward locking*). Jaderberg et al., ICML 2017 (section 3.3) remove that too with
 # a **synthetic input** model `h_hat_{i-1} = I_i(x)`, which predicts module i's input from
 # the network input x and is trained with an L2 loss on the real `h_{i-1}`. With both
 # models every module trains on its own: **complete unlock**.

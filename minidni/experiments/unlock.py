@@ -1,6 +1,6 @@
 """``minidni reproduce unlock``: complete unlock, stochastic and stale updates.
 
-Jaderberg et al. 2017, section 4.1 / Figure 5 (right): an MNIST MLP with a DNI at every
+Jaderberg et al., ICML 2017, section 3.3 (complete unlock): an MNIST MLP with a DNI at every
 layer boundary, each layer updating with probability ``p_update``, trained either with
 synthetic gradients only (``mode="sg"``: forwards still locked) or completely unlocked
 (``mode="unlock"``: every module i >= 2 also trains on its own synthetic input

@@ -1,6 +1,6 @@
 """``minidni reproduce update-prob``: DNI and cDNI with stochastic updates.
 
-Jaderberg et al. 2017, section 4.1 / Figure 5: after each forward pass, every layer's
+Jaderberg et al., ICML 2017, section 3.3: after each forward pass, every layer's
 backward pass and update happen only with probability ``p_update``, independently per
 layer (:class:`minidni.schedules.Stochastic`). The paper's point: decoupled layers keep
 learning when they update rarely and out of step with each other.
