@@ -116,14 +116,15 @@ def test_one_segment_is_full_bptt(xp, float64, loss):
 
 @pytest.mark.parametrize("loss, t_len, T", [("bce", 10, 3), ("ce", 9, 3), ("bce", 5, 1)])
 def test_oracle_synthetic_gradient_gives_full_bptt_gradients(xp, float64, loss, t_len, T):
-    """With M replaced by the true future gradient and sg_scale = 1, the per-segment
-    gradients sum to full BPTT's, and every bootstrapped target is the true gradient."""
+    """With M replaced by the true future gradient and sg_scale = target_discount = 1, the
+    per-segment gradients sum to full BPTT's, and every bootstrapped target is the true
+    gradient."""
     data = RNG(7)
     if loss == "bce":
         x, y, mask = bce_data(data, t_len=t_len)
     else:
         (x, y), mask = ce_data(data, t_len=t_len), None
-    model = make("dni", T=T, loss=loss, sg_scale=1.0)
+    model = make("dni", T=T, loss=loss, sg_scale=1.0, target_discount=1.0)
     ref_grads, true_deltas = full_bptt(model, x, y, mask)
     assert len(true_deltas) == -(-t_len // T) - 1
     calls = []
