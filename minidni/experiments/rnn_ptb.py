@@ -9,6 +9,15 @@ stream is cut into B parallel streams (:func:`~minidni.data.ptb.ptb_batches`) an
 LSTM state is carried from one segment to the next, so T only limits how far back
 gradients flow, never what the model sees.
 
+**M's target is discounted here** (``target_discount = 0.1``, the same factor as the
+injected ``sg_scale``), unlike ``rnn-copy``'s undiscounted bootstrap (the paper's, as we
+read it). The character stream never ends, so the undiscounted target, the sum of *all*
+future loss gradients carried back, has no end of sequence to anchor it, and in the
+quick setting it diverged: at T = 2 DNI ended at 4.36 test bits/char (DNI + Aux 4.36 at
+T = 2 and 3), the level of a unigram model, against 2.17 for BPTT; a discount of 0.9
+also failed (4.62), 0.5 trained (2.15), 0.1 is the old default (docs/recurrent.md has
+the table). ``--set target_discount=1`` runs the undiscounted variant.
+
 Every run trains on the same number of characters (``chars`` per stream-batch row times
 B), so a smaller T makes more, shorter updates. Far from convergence (the ``quick``
 budget) the extra updates outweigh the longer horizon, and test BPC *rises* with T
@@ -51,7 +60,9 @@ BASE = {
     "sg_lr": 1e-3,
     "sg_hidden": [],
     "sg_scale": 0.1,
-    "target_discount": 1.0,
+    # Our choice, not the paper's: on the endless character stream the undiscounted
+    # bootstrap (1.0) diverged at T = 2 (module docstring).
+    "target_discount": 0.1,
     "train_split": "auto",  # "train" when present, else "valid"
     "eval_batch": 32,
     "eval_len": 100,
