@@ -7,16 +7,18 @@ DNI (:mod:`minidni.tbptt`) puts a synthetic gradient ``delta_hat = M(s)`` on tha
 the end of each segment, so :meth:`LSTM.backward` takes a gradient for the final state and
 returns one for the initial state.
 
-Equations, for ``z_t = [x_t, h_{t-1}]`` and one fused gate matmul (gate order i, f, g, o)::
+Equations, for ``z_t = [x_t, h_{t-1}]`` and one fused gate matmul (gate order i, f, o, g)::
 
     a_t = z_t W + b                                  (B, 4H)
-    i_t = sigmoid(a_i)  f_t = sigmoid(a_f)  g_t = tanh(a_g)  o_t = sigmoid(a_o)
+    i_t = sigmoid(a_i)  f_t = sigmoid(a_f)  o_t = sigmoid(a_o)  g_t = tanh(a_g)
     c_t = f_t * c_{t-1} + i_t * g_t
     h_t = o_t * tanh(c_t)
 
 The input part ``x_t W_x`` of every step is computed in one matmul before the loop, and
 the weight gradient in one matmul after the backward loop: only ``h_{t-1} W_h`` (forward)
-and ``da_t W_h^T`` (backward) are sequential. Shapes are batch-major: x (B, T, D_in),
+and ``da_t W_h^T`` (backward) are sequential. The three sigmoid gates are adjacent, so one
+sigmoid call covers them (PyTorch orders the blocks i, f, g, o; the order is only a
+layout of W's columns). Shapes are batch-major: x (B, T, D_in),
 hs (B, T, H), h and c (B, H).
 """
 
@@ -43,7 +45,7 @@ class LSTM(Module):
     """One LSTM layer unrolled over a segment, batch-major.
 
     Parameters: W (D_in + H, 4H) acting on ``[x_t, h_{t-1}]``, gate blocks in the order
-    [i, f, g, o]; b (4H,), zero except the forget-gate block, which starts at 1 so that
+    [i, f, o, g]; b (4H,), zero except the forget-gate block, which starts at 1 so that
     the cell remembers by default (Gers et al. 2000; Jozefowicz et al. 2015). W starts at
     N(0, 1 / (D_in + H)) (LeCun: the gates are sigmoid / tanh).
 
@@ -57,11 +59,13 @@ class LSTM(Module):
 
     ``dh_T`` adds to ``dhs[:, -1]`` (both are gradients for the same h_T): the first comes
     from beyond the segment (a synthetic or carried-over gradient), the second from this
-    segment's outputs.
+    segment's outputs. ``input_grad=False``: x is data (as in :mod:`minidni.tbptt`), so
+    backward skips dx and returns None in its place.
     """
 
-    def __init__(self, d_in: int, d_hidden: int, rng: backend.RNG):
+    def __init__(self, d_in: int, d_hidden: int, rng: backend.RNG, input_grad: bool = True):
         self.d_in, self.d_hidden = d_in, d_hidden
+        self.input_grad = input_grad
         h = d_hidden
         self.W = Parameter(rng.normal((d_in + h, 4 * h), math.sqrt(1.0 / (d_in + h))), "W")
         forget = [1.0 if h <= k < 2 * h else 0.0 for k in range(4 * h)]
@@ -94,23 +98,27 @@ class LSTM(Module):
         ax = ax + self.b.value  # (B, T, 4H)
         hs, h_prev, steps = [], [], []
         for t in range(t_len):
-            a = ax[:, t, :] + xp.matmul(h, W_h)  # (B, 4H)
-            i = sigmoid(a[:, :H])
-            f = sigmoid(a[:, H : 2 * H])
-            g = xp.tanh(a[:, 2 * H : 3 * H])
-            o = sigmoid(a[:, 3 * H :])
-            c_new = f * c + i * g
+            a = xp.matmul(h, W_h)  # (B, 4H)
+            a += ax[:, t, :]  # in place: a is a fresh array
+            ifo = sigmoid(a[:, : 3 * H])  # (B, 3H): i, f and o in one call
+            g = xp.tanh(a[:, 3 * H :])  # (B, H)
+            i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
+            c_new = f * c
+            c_new += i * g
             tc = xp.tanh(c_new)
             h_prev.append(h)
-            steps.append((i, f, g, o, c, tc))
+            steps.append((ifo, g, c, tc))
             h, c = o * tc, c_new
             hs.append(h)
         hs_arr = xp.stack(hs, axis=1)  # (B, T, H)
         cache = (x, xp.stack(h_prev, axis=1), steps)  # h_prev: (B, T, H), h_0 .. h_{T-1}
         return hs_arr, (h, c), cache
 
-    def backward(self, dhs: Array, dstate_T: State | None, cache: Any) -> tuple[Array, State]:
-        """BPTT through the segment: dx (B, T, D_in) and (dh_0, dc_0); accumulates W, b grads."""
+    def backward(
+        self, dhs: Array, dstate_T: State | None, cache: Any
+    ) -> tuple[Array | None, State]:
+        """BPTT through the segment: dx (B, T, D_in) (None without ``input_grad``) and
+        (dh_0, dc_0); accumulates W, b grads."""
         x, h_prev, steps = cache
         b, t_len, d = x.shape
         H = self.d_hidden
@@ -123,25 +131,25 @@ class LSTM(Module):
             self._check("dh_T", (b, H), dh.shape)
             self._check("dc_T", (b, H), dc.shape)
         W_h_T = xp.permute_dims(self.W.value[d:, :], (1, 0))  # (4H, H)
-        das = []
+        da = xp.empty((b, t_len, 4 * H), dtype=dhs.dtype)  # dL/da_t of every step, filled below
         for t in reversed(range(t_len)):
-            i, f, g, o, c_prev, tc = steps[t]
+            ifo, g, c_prev, tc = steps[t]
+            i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
             dh = dh + dhs[:, t, :]  # from this step's output and from step t+1
-            do = dh * tc
             dc = dc + dh * o * (1.0 - tc * tc)  # through h_t = o tanh(c_t), plus from c_{t+1}
-            di, df, dg = dc * g, dc * c_prev, dc * i
-            da = xp.concat(
-                [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)],
-                axis=1,
-            )  # (B, 4H)
-            das.append(da)
-            dh = xp.matmul(da, W_h_T)  # (B, H): dL/dh_{t-1}
+            # dL/da_t gate by gate: dL/dgate times sigmoid' = s (1 - s) or tanh' = 1 - g^2.
+            da[:, t, :H] = (dc * g) * i * (1.0 - i)
+            da[:, t, H : 2 * H] = (dc * c_prev) * f * (1.0 - f)
+            da[:, t, 2 * H : 3 * H] = (dh * tc) * o * (1.0 - o)
+            da[:, t, 3 * H :] = (dc * i) * (1.0 - g * g)
+            dh = xp.matmul(da[:, t, :], W_h_T)  # (B, H): dL/dh_{t-1}
             dc = dc * f  # dL/dc_{t-1}
-        da_all = xp.stack(das[::-1], axis=1)  # (B, T, 4H)
-        da_flat = xp.reshape(da_all, (b * t_len, 4 * H))  # (B*T, 4H)
+        da_flat = xp.reshape(da, (b * t_len, 4 * H))  # (B*T, 4H)
         z = xp.reshape(xp.concat([x, h_prev], axis=2), (b * t_len, d + H))  # (B*T, D_in + H)
         self.W.grad += xp.matmul(xp.permute_dims(z, (1, 0)), da_flat)  # (D_in + H, 4H)
         self.b.grad += xp.sum(da_flat, axis=0)  # (4H,)
+        if not self.input_grad:
+            return None, (dh, dc)
         W_x_T = xp.permute_dims(self.W.value[:d, :], (1, 0))  # (4H, D_in)
         dx = xp.reshape(xp.matmul(da_flat, W_x_T), (b, t_len, d))  # (B, T, D_in)
         return dx, (dh, dc)
