@@ -374,23 +374,35 @@ def rss_mb() -> tuple[float, float]:
 
 
 def memory(steps: int = 1000, batch: int = 256, every: int | None = None) -> dict[str, list]:
-    """Train the 3-hidden-layer cDNI MLP and the DNI + Aux LSTM for ``steps`` steps each;
-    print and return (step, current MiB, peak MiB) at ``every`` steps (default steps/10).
+    """Train the 3-hidden-layer cDNI MLP (batch ``batch``) and the DNI + Aux LSTM for
+    ``steps`` steps each; print and return (step, current MiB, peak MiB) at step 1 and
+    every ``every`` steps (default steps / 10).
 
-    Flat means: the peak after the first checkpoint does not grow with the step count.
+    Flat means: neither the current nor the peak resident memory grows with the step count
+    once the first steps have allocated the working set.
     """
     every = every or max(steps // 10, 1)
-    cases = [c for c in mlp_cases(batch, (3,)) if "cdni" in c.label]
-    cases += [c for c in lstm_cases() if c.label.endswith("dni_aux")]
+    rng, s = backend.RNG(0), LSTM_SHAPE
+    x, labels = rng.normal((batch, 784)), backend.asarray(rng.np.integers(0, 10, size=batch))
+    net = build_mlp("cdni", mlp_sizes(3), rng)
+    xs = rng.normal((s["batch"], s["T"], s["d_in"]))
+    ys = backend.asarray(rng.np.integers(0, 2, size=(s["batch"], s["T"], s["d_out"])))
+    ys = backend.asarray(backend.to_numpy(ys), dtype=backend.dtype())
+    lstm = TBPTT(s["d_in"], s["hidden"], s["d_out"], rng, T=s["T"], method="dni_aux")
+    lstm.reset(s["batch"])
+    models = {
+        "mlp 3x256 cdni (linear SG)": lambda: net.step(x, labels),
+        f"lstm {s['hidden']} dni_aux": lambda: lstm.segment(xs, ys),
+    }
     result = {}
-    for case in cases:
+    for label, step in models.items():
         rows = []
         for i in range(1, steps + 1):
-            case.step()
+            step()
             if i % every == 0 or i == 1:
                 rows.append((i, *rss_mb()))
-        result[case.label] = rows
-        print(f"{case.label}: resident memory over {steps} steps (MiB)")
+        result[label] = rows
+        print(f"{label}: resident memory over {steps} steps (MiB)")
         print(f"{'step':>8}{'current':>10}{'peak':>10}")
         for i, cur, peak in rows:
             print(f"{i:>8}{cur:>10.1f}{peak:>10.1f}")
