@@ -95,6 +95,7 @@ def _bench(args: argparse.Namespace) -> int:
         depths=depths,
         lstm=not args.no_lstm,
         threads=args.threads,
+        clock=args.clock,
     )
     return 0
 
@@ -149,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depths", default="3,6", help="MLP hidden-layer counts, comma-separated")
     p.add_argument("--no-lstm", action="store_true", help="skip the LSTM rows")
     p.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads (default: BLAS's)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: process CPU time, robust on a shared machine (use with --threads 1)",
+    )
     p.add_argument(
         "--memory", type=int, metavar="STEPS", help="instead: resident memory over STEPS steps"
     )

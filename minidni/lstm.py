@@ -93,13 +93,17 @@ class LSTM(Module):
         xp = backend.namespace()
         H = self.d_hidden
         W_x, W_h = self.W.value[:d, :], self.W.value[d:, :]  # (D_in, 4H), (H, 4H)
+        # Time-major inside: each step's slice [t] is then contiguous (a strided (B, 4H)
+        # slice of a batch-major array makes the backward matmul about 1.3x slower).
+        x_tm = xp.permute_dims(x, (1, 0, 2))  # (T, B, D_in)
         # The input contributions of all steps in one matmul: only h @ W_h is sequential.
-        ax = xp.reshape(xp.matmul(xp.reshape(x, (b * t_len, d)), W_x), (b, t_len, 4 * H))
-        ax = ax + self.b.value  # (B, T, 4H)
+        x_flat = xp.reshape(x_tm, (t_len * b, d))  # (T*B, D_in)
+        ax = xp.reshape(xp.matmul(x_flat, W_x), (t_len, b, 4 * H))  # (T, B, 4H)
+        ax += self.b.value  # in place: ax is a fresh array
         hs, h_prev, steps = [], [], []
         for t in range(t_len):
             a = xp.matmul(h, W_h)  # (B, 4H)
-            a += ax[:, t, :]  # in place: a is a fresh array
+            a += ax[t, ...]  # in place: a is a fresh array
             ifo = sigmoid(a[:, : 3 * H])  # (B, 3H): i, f and o in one call
             g = xp.tanh(a[:, 3 * H :])  # (B, H)
             i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
@@ -111,7 +115,7 @@ class LSTM(Module):
             h, c = o * tc, c_new
             hs.append(h)
         hs_arr = xp.stack(hs, axis=1)  # (B, T, H)
-        cache = (x, xp.stack(h_prev, axis=1), steps)  # h_prev: (B, T, H), h_0 .. h_{T-1}
+        cache = (x_flat, xp.stack(h_prev, axis=0), steps)  # h_prev: (T, B, H), h_0 .. h_{T-1}
         return hs_arr, (h, c), cache
 
     def backward(
@@ -119,8 +123,8 @@ class LSTM(Module):
     ) -> tuple[Array | None, State]:
         """BPTT through the segment: dx (B, T, D_in) (None without ``input_grad``) and
         (dh_0, dc_0); accumulates W, b grads."""
-        x, h_prev, steps = cache
-        b, t_len, d = x.shape
+        x_flat, h_prev, steps = cache  # (T*B, D_in), (T, B, H): time-major as in forward
+        t_len, b, d = len(steps), h_prev.shape[1], x_flat.shape[1]
         H = self.d_hidden
         self._check("dhs", (b, t_len, H), dhs.shape)
         xp = backend.namespace()
@@ -131,27 +135,29 @@ class LSTM(Module):
             self._check("dh_T", (b, H), dh.shape)
             self._check("dc_T", (b, H), dc.shape)
         W_h_T = xp.permute_dims(self.W.value[d:, :], (1, 0))  # (4H, H)
-        da = xp.empty((b, t_len, 4 * H), dtype=dhs.dtype)  # dL/da_t of every step, filled below
+        da = xp.empty((t_len, b, 4 * H), dtype=dhs.dtype)  # dL/da_t of every step, filled below
         for t in reversed(range(t_len)):
             ifo, g, c_prev, tc = steps[t]
             i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
             dh = dh + dhs[:, t, :]  # from this step's output and from step t+1
             dc = dc + dh * o * (1.0 - tc * tc)  # through h_t = o tanh(c_t), plus from c_{t+1}
             # dL/da_t gate by gate: dL/dgate times sigmoid' = s (1 - s) or tanh' = 1 - g^2.
-            da[:, t, :H] = (dc * g) * i * (1.0 - i)
-            da[:, t, H : 2 * H] = (dc * c_prev) * f * (1.0 - f)
-            da[:, t, 2 * H : 3 * H] = (dh * tc) * o * (1.0 - o)
-            da[:, t, 3 * H :] = (dc * i) * (1.0 - g * g)
-            dh = xp.matmul(da[:, t, :], W_h_T)  # (B, H): dL/dh_{t-1}
+            da[t, :, :H] = (dc * g) * i * (1.0 - i)
+            da[t, :, H : 2 * H] = (dc * c_prev) * f * (1.0 - f)
+            da[t, :, 2 * H : 3 * H] = (dh * tc) * o * (1.0 - o)
+            da[t, :, 3 * H :] = (dc * i) * (1.0 - g * g)
+            dh = xp.matmul(da[t, ...], W_h_T)  # (B, H): dL/dh_{t-1}
             dc = dc * f  # dL/dc_{t-1}
-        da_flat = xp.reshape(da, (b * t_len, 4 * H))  # (B*T, 4H)
-        z = xp.reshape(xp.concat([x, h_prev], axis=2), (b * t_len, d + H))  # (B*T, D_in + H)
+        da_flat = xp.reshape(da, (t_len * b, 4 * H))  # (T*B, 4H)
+        h_flat = xp.reshape(h_prev, (t_len * b, H))  # (T*B, H)
+        z = xp.concat([x_flat, h_flat], axis=1)  # (T*B, D_in + H): z_t = [x_t, h_{t-1}]
         self.W.grad += xp.matmul(xp.permute_dims(z, (1, 0)), da_flat)  # (D_in + H, 4H)
         self.b.grad += xp.sum(da_flat, axis=0)  # (4H,)
         if not self.input_grad:
             return None, (dh, dc)
         W_x_T = xp.permute_dims(self.W.value[:d, :], (1, 0))  # (4H, D_in)
-        dx = xp.reshape(xp.matmul(da_flat, W_x_T), (b, t_len, d))  # (B, T, D_in)
+        dx = xp.reshape(xp.matmul(da_flat, W_x_T), (t_len, b, d))  # (T, B, D_in)
+        dx = xp.permute_dims(dx, (1, 0, 2))  # (B, T, D_in)
         return dx, (dh, dc)
 
 
