@@ -4,7 +4,8 @@ minidni demo                      MNIST MLP: backprop and every-layer cDNI side 
 minidni gradcheck                 finite-difference check of every layer and loss
 minidni reproduce NAME --profile smoke|quick|full --out DIR [--set KEY=VALUE ...]
 minidni figures [--results DIR] [--out figures/]
-minidni bench                     milliseconds per training step
+minidni bench [--compare torch]    milliseconds per training step [beside PyTorch]
+minidni bench --memory 1000       resident memory over 1000 training steps
 """
 
 from __future__ import annotations
@@ -79,9 +80,23 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import bench, memory
 
-    bench(batch=args.batch, steps=args.steps)
+    if args.memory:
+        memory(steps=args.memory, batch=args.batch)
+        return 0
+    depths = [int(d) for d in args.depths.split(",") if d]
+    bench(
+        batch=args.batch,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        compare=args.compare,
+        depths=depths,
+        lstm=not args.no_lstm,
+        threads=args.threads,
+        clock=args.clock,
+    )
     return 0
 
 
@@ -126,9 +141,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="with --run: comma-separated experiment names")
     p.set_defaults(func=_figures)
 
-    p = sub.add_parser("bench", help="milliseconds per training step")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=50)
+    p = sub.add_parser("bench", help="milliseconds per training step (optionally beside PyTorch)")
+    p.add_argument("--compare", choices=["torch"], help="also time the same models in PyTorch")
+    p.add_argument("--batch", type=int, default=256, help="MLP batch size")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps per model first")
+    p.add_argument("--depths", default="3,6", help="MLP hidden-layer counts, comma-separated")
+    p.add_argument("--no-lstm", action="store_true", help="skip the LSTM rows")
+    p.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads (default: BLAS's)")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: process CPU time, robust on a shared machine (use with --threads 1)",
+    )
+    p.add_argument(
+        "--memory", type=int, metavar="STEPS", help="instead: resident memory over STEPS steps"
+    )
     p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)

@@ -111,16 +111,19 @@ class DecoupledNet:
         """Logits (B, n_classes) in evaluation mode (BatchNorm running statistics)."""
         return self.forward(x, train=False)[0][-1]
 
-    def _backward(self, i: int, delta: Array, cache: Any, batch: int, update: bool = True) -> Array:
+    def _backward(
+        self, i: int, delta: Array, cache: Any, batch: int, update: bool = True
+    ) -> Array | None:
         """Backpropagate ``delta`` (per-example units) through module i and update it.
 
-        Returns the per-example gradient at the module's input, ``B * dL/dh_{i-1}``.
+        Returns the per-example gradient at the module's input, ``B * dL/dh_{i-1}``, or None
+        for a first module built without an input gradient (its input is the data).
         """
         self.modules[i].zero_grad()
         dh_prev = self.modules[i].backward(delta / batch, cache)
         if update:
             self.opts[i].step()
-        return dh_prev * batch
+        return None if dh_prev is None else dh_prev * batch
 
     def step(self, x: Array, labels: Array) -> dict[str, Any]:
         """One training step on a batch x (B, D_x), labels (B,). Returns the loss and, per
@@ -182,13 +185,14 @@ def mlp_modules(sizes: Sequence[int], rng: backend.RNG) -> list[Module]:
     """The paper's fully connected net split at every layer.
 
     ``sizes = [D_in, H_1, ..., H_k, D_out]``: k modules Linear + BatchNorm + ReLU, then a
-    Linear output module (logits).
+    Linear output module (logits). The first module's input is the data, whose gradient
+    nobody uses, so its Linear skips computing it (``input_grad=False``).
     """
     modules: list[Module] = [
-        Sequential(Linear(d_in, d_out, rng, bias=False), BatchNorm(d_out), ReLU())
-        for d_in, d_out in zip(sizes[:-2], sizes[1:-1])
+        Sequential(Linear(d_in, d_out, rng, bias=False, input_grad=k > 0), BatchNorm(d_out), ReLU())
+        for k, (d_in, d_out) in enumerate(zip(sizes[:-2], sizes[1:-1]))
     ]
-    modules.append(Linear(sizes[-2], sizes[-1], rng))
+    modules.append(Linear(sizes[-2], sizes[-1], rng, input_grad=len(sizes) > 2))
     return modules
 
 

@@ -71,14 +71,24 @@ class Linear(Module):
     Shapes: x (B, D_in) -> out (B, D_out); W (D_in, D_out); b (D_out,).
     ``init`` names the weight initialiser (see :mod:`minidni.init`); the bias starts at 0.
     ``bias=False`` drops b, as before a BatchNorm, whose mean subtraction would cancel it.
+    ``input_grad=False`` tells the layer it is first in its chain (its input is data, or
+    nobody consumes the input's gradient): backward then skips the (B, D_in) input-gradient
+    matmul and returns None.
     """
 
     def __init__(
-        self, d_in: int, d_out: int, rng: backend.RNG, init: str = "he", bias: bool = True
+        self,
+        d_in: int,
+        d_out: int,
+        rng: backend.RNG,
+        init: str = "he",
+        bias: bool = True,
+        input_grad: bool = True,
     ):
         self.d_in, self.d_out = d_in, d_out
         self.W = Parameter(init_weight(rng, d_in, d_out, init), "W")
         self.b = Parameter(zeros((d_out,)), "b") if bias else None
+        self.input_grad = input_grad
 
     def __repr__(self) -> str:
         return f"Linear({self.d_in}, {self.d_out}{'' if self.b else ', bias=False'})"
@@ -89,15 +99,19 @@ class Linear(Module):
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check("input", (None, self.d_in), x.shape)
         out = backend.namespace().matmul(x, self.W.value)
-        return (out if self.b is None else out + self.b.value), x
+        if self.b is not None:
+            out += self.b.value  # in place: out is a fresh array
+        return out, x
 
-    def backward(self, dout: Array, cache: Any) -> Array:
+    def backward(self, dout: Array, cache: Any) -> Array | None:
         x = cache
         self._check("dout", (x.shape[0], self.d_out), dout.shape)
         xp = backend.namespace()
         self.W.grad += xp.matmul(xp.permute_dims(x, (1, 0)), dout)  # (D_in, D_out)
         if self.b is not None:
             self.b.grad += xp.sum(dout, axis=0)
+        if not self.input_grad:
+            return None
         return xp.matmul(dout, xp.permute_dims(self.W.value, (1, 0)))  # (B, D_in)
 
 
@@ -138,10 +152,15 @@ class Tanh(_Elementwise):
 
 
 def sigmoid(x: Array) -> Array:
-    """Numerically stable logistic function: never exponentiates a large positive number."""
-    xp = backend.namespace()
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """The logistic function ``1 / (1 + exp(-x))``, computed as ``(1 + tanh(x / 2)) / 2``.
+
+    The two are equal; the tanh form is stable (tanh saturates at +-1, nothing overflows)
+    and costs one transcendental call instead of exp, a division and a branch per sign.
+    """
+    s = backend.namespace().tanh(0.5 * x)
+    s += 1.0  # in place: s is a fresh array
+    s *= 0.5
+    return s
 
 
 class Sigmoid(_Elementwise):
@@ -183,29 +202,42 @@ class BatchNorm(Module):
         if train:
             n = x.shape[0]
             mean = xp.mean(x, axis=0)
-            var = xp.mean((x - mean) ** 2, axis=0)
+            xhat = x - mean  # (B, D), centred; normalised in place below
+            var = xp.mean(xhat * xhat, axis=0)
             m = self.momentum
+            # Rebound, not updated in place: callers may hold the old statistics
+            # (minidni.unlock saves and restores them by reference).
             self.running_mean = (1 - m) * self.running_mean + m * mean
             self.running_var = (1 - m) * self.running_var + m * var * (n / max(n - 1, 1))
         else:
-            mean, var = self.running_mean, self.running_var
+            var = self.running_var
+            xhat = x - self.running_mean
         inv_std = 1.0 / xp.sqrt(var + self.eps)
-        xhat = (x - mean) * inv_std
-        return self.gamma.value * xhat + self.beta.value, (xhat, inv_std, train)
+        xhat *= inv_std  # in place: xhat is a fresh array
+        out = xhat * self.gamma.value
+        out += self.beta.value
+        return out, (xhat, inv_std, train)
 
     def backward(self, dout: Array, cache: Any) -> Array:
         xhat, inv_std, train = cache
         self._check("dout", tuple(xhat.shape), dout.shape)
         xp = backend.namespace()
-        self.gamma.grad += xp.sum(dout * xhat, axis=0)
-        self.beta.grad += xp.sum(dout, axis=0)
-        dxhat = dout * self.gamma.value
+        dgamma = xp.sum(dout * xhat, axis=0)  # (D,)
+        dbeta = xp.sum(dout, axis=0)  # (D,)
+        self.gamma.grad += dgamma
+        self.beta.grad += dbeta
         if not train:  # running statistics are constants
-            return dxhat * inv_std
-        # The batch mean and variance depend on every row, hence the two correction terms.
-        mean_dxhat = xp.mean(dxhat, axis=0)
-        mean_dxhat_xhat = xp.mean(dxhat * xhat, axis=0)
-        return (dxhat - mean_dxhat - xhat * mean_dxhat_xhat) * inv_std
+            return dout * (self.gamma.value * inv_std)
+        # The batch mean and variance depend on every row, hence the two correction terms:
+        #   dx = gamma inv_std (dout - mean_n(dout) - xhat mean_n(dout xhat)),
+        # where the two batch means are dbeta / B and dgamma / B, already computed above.
+        # Built in place in one (B, D) buffer, sign flipped until the last line.
+        n = xhat.shape[0]
+        dx = xhat * (dgamma / n)
+        dx += dbeta / n
+        dx -= dout
+        dx *= -(self.gamma.value * inv_std)
+        return dx
 
 
 class Sequential(Module):
@@ -233,7 +265,8 @@ class Sequential(Module):
             caches.append(cache)
         return x, caches
 
-    def backward(self, dout: Array, cache: Any) -> Array:
+    def backward(self, dout: Array, cache: Any) -> Array | None:
+        """None if the first layer was built without an input gradient."""
         for layer, c in zip(reversed(self.layers), reversed(cache)):
             dout = layer.backward(dout, c)
         return dout
@@ -244,18 +277,22 @@ def mlp(
     rng: backend.RNG,
     batchnorm: bool = True,
     final_init: str = "he",
+    input_grad: bool = True,
 ) -> Sequential:
     """A fully connected net, ``sizes = [D_in, H_1, ..., H_k, D_out]``.
 
     Each hidden layer is Linear (+ BatchNorm) + ReLU, as in the paper's MNIST nets (the
     Linear has no bias before a BatchNorm); the last layer is a bare Linear (logits)
-    initialised with ``final_init``.
+    initialised with ``final_init``. ``input_grad=False``: nobody needs the gradient with
+    respect to the net's input, so its first Linear does not compute it.
     """
     layers: list[Module] = []
-    for d_in, d_out in zip(sizes[:-2], sizes[1:-1]):
-        layers.append(Linear(d_in, d_out, rng, bias=not batchnorm))
+    for k, (d_in, d_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
+        needs_dx = input_grad or k > 0  # every layer but the first feeds a layer below
+        layers.append(Linear(d_in, d_out, rng, bias=not batchnorm, input_grad=needs_dx))
         if batchnorm:
             layers.append(BatchNorm(d_out))
         layers.append(ReLU())
-    layers.append(Linear(sizes[-2], sizes[-1], rng, init=final_init))
+    needs_dx = input_grad or len(sizes) > 2
+    layers.append(Linear(sizes[-2], sizes[-1], rng, init=final_init, input_grad=needs_dx))
     return Sequential(*layers)

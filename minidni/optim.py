@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from . import backend
 from .layers import Parameter
 
@@ -69,9 +71,22 @@ class Adam(Optimizer):
         self.t += 1
         c1 = 1.0 - self.b1**self.t
         c2 = 1.0 - self.b2**self.t
+        # m_hat / (sqrt(v_hat) + eps) = (sqrt(c2) / c1) m / (sqrt(v) + sqrt(c2) eps): the bias
+        # corrections become two scalars instead of two passes over every array.
+        step_size = self.lr * math.sqrt(c2) / c1
+        eps = self.eps * math.sqrt(c2)
         for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad
+            # Every update below is in place on the optimizer's own arrays or a fresh
+            # temporary: one (array-sized) allocation per line at most.
             m *= self.b1
-            m += (1.0 - self.b1) * p.grad
+            m += (1.0 - self.b1) * g
+            g2 = g * g
+            g2 *= 1.0 - self.b2
             v *= self.b2
-            v += (1.0 - self.b2) * (p.grad * p.grad)
-            p.value -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)
+            v += g2
+            denom = xp.sqrt(v)
+            denom += eps
+            update = m / denom
+            update *= step_size
+            p.value -= update

@@ -47,7 +47,10 @@ class L2Regressor:
         batchnorm: bool = True,
         optimizer: Callable[[list], Optimizer] | None = None,
     ):
-        self.net = mlp([d_in, *hidden, d_out], rng, batchnorm=batchnorm, final_init=final_init)
+        # The L2 loss trains this model only: nothing upstream consumes its input gradient.
+        self.net = mlp(
+            [d_in, *hidden, d_out], rng, batchnorm, final_init=final_init, input_grad=False
+        )
         params = self.net.parameters()
         self.opt = Adam(params, lr=lr) if optimizer is None else optimizer(params)
 

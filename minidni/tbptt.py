@@ -153,7 +153,7 @@ class TBPTT:
         self.sg_scale, self.target_discount = sg_scale, target_discount
         self.aux_weight, self.clip_norm = aux_weight, clip_norm
         # Core first, so that bptt and dni models built from the same seed start equal.
-        self.core = LSTM(d_in, d_hidden, rng)
+        self.core = LSTM(d_in, d_hidden, rng, input_grad=False)  # x is data: no dx
         self.readout = SeqLinear(d_hidden, d_out, rng)
         self.aux = (
             Linear(d_hidden, 2 * d_hidden, rng, init="zeros") if method == "dni_aux" else None

@@ -68,6 +68,28 @@ def test_linear_backward_values(xp, float64):
     np.testing.assert_allclose(to_numpy(layer.b.grad), dout.sum(axis=0), rtol=1e-12)
 
 
+def test_first_linear_skips_the_input_gradient_only(xp, float64):
+    """input_grad=False (a first layer): backward returns None, and W, b get the same
+    gradients as with the input gradient."""
+    full, first = make_linear(RNG(1)), make_linear(RNG(1))
+    first.input_grad = False
+    dout = asarray(np.array([[1.0, -1.0], [0.5, 2.0]]))
+    assert full.backward(dout, full.forward(asarray(X))[1]) is not None
+    assert first.backward(dout, first.forward(asarray(X))[1]) is None
+    for p, q in zip(full.parameters(), first.parameters(), strict=True):
+        np.testing.assert_array_equal(to_numpy(p.grad), to_numpy(q.grad))
+
+
+def test_mlp_without_input_gradient_returns_none_with_the_same_gradients(xp, float64):
+    full, first = mlp([3, 4, 2], RNG(0)), mlp([3, 4, 2], RNG(0), input_grad=False)
+    assert [layer.input_grad for layer in first.layers[::3]] == [False, True]
+    dout = asarray(np.array([[1.0, -1.0], [0.5, 2.0]]))
+    assert full.backward(dout, full.forward(asarray(X))[1]) is not None
+    assert first.backward(dout, first.forward(asarray(X))[1]) is None
+    for p, q in zip(full.parameters(), first.parameters(), strict=True):
+        np.testing.assert_array_equal(to_numpy(p.grad), to_numpy(q.grad))
+
+
 def test_backward_accumulates_and_zero_grad_resets(xp, float64):
     """Two backward calls add up (a layer used twice gets the sum); zero_grad clears."""
     layer = make_linear(RNG(2))

@@ -83,6 +83,38 @@ def test_none_dstate_means_zero_and_last_output_is_final_state(xp, float64):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
 
 
+def test_one_step_is_the_lstm_equations_with_gates_i_f_o_g(xp, float64):
+    """h_1 and c_1 from the equations written out in NumPy, W's column blocks i, f, o, g."""
+    rng = RNG(3)
+    core = LSTM(2, 3, rng)
+    core.b.value = rng.normal((12,))
+    x, h0, c0 = rng.normal((4, 1, 2)), rng.normal((4, 3)), rng.normal((4, 3))
+    hs, (h1, c1), _ = core.forward(x, (h0, c0))
+    z = np.concatenate([to_numpy(x)[:, 0, :], to_numpy(h0)], axis=1)  # (B, D_in + H)
+    a = z @ to_numpy(core.W.value) + to_numpy(core.b.value)  # (B, 4H)
+    i, f, o, g = np.split(a, 4, axis=1)
+    i, f, o, g = 1 / (1 + np.exp(-i)), 1 / (1 + np.exp(-f)), 1 / (1 + np.exp(-o)), np.tanh(g)
+    c_expected = f * to_numpy(c0) + i * g
+    np.testing.assert_allclose(to_numpy(c1), c_expected, rtol=1e-12)
+    np.testing.assert_allclose(to_numpy(h1), o * np.tanh(c_expected), rtol=1e-12)
+    np.testing.assert_array_equal(to_numpy(hs[:, 0, :]), to_numpy(h1))
+
+
+def test_without_input_gradient_the_rest_is_unchanged(xp, float64):
+    """input_grad=False (x is data): dx is None; the state and weight gradients are equal."""
+    rng = RNG(4)
+    x, dhs, s0 = rng.normal((3, 4, 2)), rng.normal((3, 4, 3)), (rng.normal((3, 3)),) * 2
+    results = []
+    for input_grad in (True, False):
+        core = LSTM(2, 3, RNG(5), input_grad=input_grad)
+        _, s_end, cache = core.forward(x, s0)
+        dx, ds0 = core.backward(dhs, s_end, cache)
+        assert (dx is None) == (not input_grad)
+        results.append([to_numpy(a) for a in (*ds0, core.W.grad, core.b.grad)])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_parameters_shapes_and_forget_bias(xp):
     core = LSTM(5, 4, RNG(0))
     assert core.W.shape == (9, 16) and core.b.shape == (16,)
