@@ -1,19 +1,22 @@
-"""The ``minidni`` command (also ``python -m minidni``).
+"""The minidni command (also: python -m minidni).
 
-minidni demo                      MNIST MLP: backprop and every-layer cDNI side by side
-minidni gradcheck                 finite-difference check of every layer and loss
-minidni reproduce NAME --profile smoke|quick|full --out DIR [--set KEY=VALUE ...]
-minidni figures [--results DIR] [--out figures/]
-minidni bench                     milliseconds per training step
+Train and compare networks with synthetic gradients (Decoupled Neural Interfaces,
+Jaderberg et al. 2017), reproduce the paper's experiments and draw their figures.
+
+Every argument and every ``--set`` value is checked before any work starts; a bad one
+ends the command with one line on stderr and exit status 2 (:class:`Parser`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import backend
 
@@ -21,7 +24,7 @@ from . import backend
 def _demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
-    demo(epochs=args.epochs, methods=args.methods.split(","), seed=args.seed)
+    demo(epochs=args.epochs, methods=args.methods, seed=args.seed)
     return 0
 
 
@@ -70,7 +73,7 @@ def _figures(args: argparse.Namespace) -> int:
     from .plots import make_all
 
     if args.run:  # regenerate from scratch: run the experiments first
-        names = args.only.split(",") if args.only else list(experiments.EXPERIMENTS)
+        names = args.only or list(experiments.EXPERIMENTS)
         for name in names:
             experiments.run(name, args.run, Path(args.results))
     for path in make_all(Path(args.results), Path(args.out)):
@@ -85,50 +88,164 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``minidni demo: error: ...`` and exit status 2,
+    without the usage block (``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expects a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expects a number > 0, got {text!r}")
+    return value
+
+
+def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names out of ``valid``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(
+                f"expects comma-separated names out of {', '.join(valid)}, got {text!r}"
+            )
+        return names
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minidni`` console script."""
+    from .decoupled import METHODS
     from .experiments import EXPERIMENTS, PROFILE_NAMES
 
-    parser = argparse.ArgumentParser(prog="minidni", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend", choices=backend.BACKENDS, help="array backend (default: $MINIDNI_BACKEND)"
+    parser = Parser(
+        prog="minidni",
+        description="Synthetic gradients (Decoupled Neural Interfaces, Jaderberg et al. 2017) "
+        "from scratch: train, reproduce the paper's experiments, draw the figures.",
+        epilog="Run 'minidni COMMAND --help' for the options of one command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--backend",
+        choices=backend.BACKENDS,
+        help="where the arrays live: numpy (CPU, the default), cupy (NVIDIA GPU) or "
+        "array_api_strict (the reference namespace the tests use); default: "
+        "$MINIDNI_BACKEND, else numpy",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    experiments = ", ".join(EXPERIMENTS)
 
-    p = sub.add_parser("demo", help="train an MNIST MLP with backprop and with cDNI")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--methods", default="bprop,cdni", help="comma-separated: bprop, dni, cdni")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "demo",
+        help="train an MNIST network with backprop and with synthetic gradients, side by side",
+        description="Train the paper's MNIST network (784-256-256-10) once per method and "
+        "print the test error after every epoch. bprop is ordinary backpropagation; with "
+        "dni and cdni every layer learns only from a synthetic gradient (cdni: one that "
+        "also sees the label).",
+    )
+    p.add_argument("--epochs", type=_whole(1), default=5, help="passes over the training set")
+    p.add_argument(
+        "--methods",
+        type=_names(METHODS),
+        default=["bprop", "cdni"],
+        help=f"which methods, comma-separated, out of {', '.join(METHODS)} (default: bprop,cdni)",
+    )
+    p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("gradcheck", help="check every layer and loss by finite differences")
-    p.add_argument("--tol", type=float, default=1e-6)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "gradcheck",
+        help="check every layer's hand-written gradient against finite differences",
+        description="Compare every layer's and loss's hand-written backward pass with "
+        "finite differences in float64; exit status 1 if any error is above the tolerance.",
+    )
+    p.add_argument("--tol", type=_positive, default=1e-6, help="largest relative error allowed")
+    p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
     p.set_defaults(func=_gradcheck)
 
-    p = sub.add_parser("reproduce", help="run one of the paper's experiments")
-    p.add_argument("name", choices=list(EXPERIMENTS))
-    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    p.add_argument("--out", default="results")
+    p = sub.add_parser(
+        "reproduce",
+        help="run one of the paper's experiments and write its results file",
+        description=f"Run one of the paper's experiments ({experiments}) and write "
+        "OUT/NAME.json. Each finished run is saved at once: if the command is stopped, "
+        "running it again with the same --out skips the runs already done.",
+    )
+    p.add_argument("name", choices=list(EXPERIMENTS), help=f"which experiment: {experiments}")
+    p.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default="quick",
+        help="how big: smoke (seconds, for tests), quick (minutes on a laptop, the "
+        "default), full (the paper's scale, for a GPU)",
+    )
+    p.add_argument(
+        "--out", default="results", help="folder for the results file (default: results)"
+    )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a profile setting (JSON value), e.g. --set steps=20000 --set depths=[3]",
+        help="change one setting of the profile; VALUE is JSON, e.g. --set steps=20000 "
+        "--set depths=[3] --set 'lr={\"dni\": 0.0001}' (a per-method setting). "
+        "Repeat for several; the results file records them.",
     )
     p.set_defaults(func=_reproduce)
 
-    p = sub.add_parser("figures", help="turn results JSON into the figures")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="figures")
-    p.add_argument("--run", choices=PROFILE_NAMES, help="first run the experiments")
-    p.add_argument("--only", help="with --run: comma-separated experiment names")
+    p = sub.add_parser(
+        "figures",
+        help="draw the figures from the results files",
+        description="Draw every figure whose results file is in --results, into --out.",
+    )
+    p.add_argument(
+        "--results", default="results", help="folder of results files (default: results)"
+    )
+    p.add_argument("--out", default="figures", help="folder for the PNG files (default: figures)")
+    p.add_argument(
+        "--run",
+        choices=PROFILE_NAMES,
+        help="first run the experiments with this profile (e.g. --run quick redoes everything)",
+    )
+    p.add_argument(
+        "--only",
+        type=_names(list(EXPERIMENTS)),
+        help=f"with --run: which experiments, comma-separated, out of {experiments}",
+    )
     p.set_defaults(func=_figures)
 
-    p = sub.add_parser("bench", help="milliseconds per training step")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=50)
+    p = sub.add_parser(
+        "bench",
+        help="time one training step of each model",
+        description="Milliseconds per training step of the MNIST network (backprop, cDNI, "
+        "DNI) and of the LSTM (BPTT, DNI, DNI + Aux), on the current backend.",
+    )
+    p.add_argument(
+        "--batch", type=_whole(1), default=256, help="batch size of the MLP (default 256)"
+    )
+    p.add_argument("--steps", type=_whole(1), default=50, help="timed steps per model (default 50)")
     p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)

@@ -84,7 +84,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .layers import Linear, Parameter, sigmoid
 from .lstm import LSTM, SeqLinear
 from .optim import Adam
@@ -136,8 +136,11 @@ class TBPTT:
             raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; valid losses are: {', '.join(LOSSES)}")
-        if T < 1:
-            raise ValueError(f"TBPTT: the truncation length T must be >= 1, got {T}")
+        checks.count(self, "the truncation length T", T)
+        checks.real(self, "sg_scale", sg_scale)
+        checks.real(self, "aux_weight", aux_weight)
+        if clip_norm is not None:
+            checks.real(self, "clip_norm", clip_norm, low=1e-12)
         self.d_in, self.d_hidden, self.d_out, self.T = d_in, d_hidden, d_out, T
         self.method, self.loss = method, loss
         self.sg_scale, self.aux_weight, self.clip_norm = sg_scale, aux_weight, clip_norm

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__, backend
 from ..train import Dataset
+from .settings import SettingError, check_overrides
 
 
 def mnist(data_dir: str | None = None) -> tuple[Dataset, Dataset]:
@@ -26,21 +27,26 @@ def mnist(data_dir: str | None = None) -> tuple[Dataset, Dataset]:
     )
 
 
-def configure(profiles: dict, profile: str, overrides: dict | None = None) -> dict:
+def configure(
+    profiles: dict, profile: str, overrides: dict | None = None, choices: dict | None = None
+) -> dict:
     """The settings of ``profile``, with ``overrides`` (``minidni reproduce --set``) applied.
 
-    Only keys the profile already has may be overridden; the overrides are kept in the
-    config under ``"overrides"`` so that a results file says it is not a stock profile.
+    Only keys the profile already has may be overridden, each with a value of the
+    profile's type and shape (:mod:`.settings`; ``choices``: the experiment's valid
+    names); a per-method override may name only some methods. The overrides, as given,
+    are kept in the config under ``"overrides"`` so that a results file says it is not
+    a stock profile.
     """
     config = dict(profiles[profile])
     if overrides:
         unknown = sorted(set(overrides) - set(config))
         if unknown:
-            raise ValueError(
+            raise SettingError(
                 f"unknown setting(s) {', '.join(unknown)} for profile {profile!r}; "
                 f"valid ones are: {', '.join(sorted(config))}"
             )
-        config.update(overrides)
+        config.update(check_overrides(config, overrides, choices))
         config["overrides"] = dict(overrides)
     return config
 

@@ -64,6 +64,7 @@ TASKS = ("copy", "repeat_copy")
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
 TRUNCATIONS = [2, 3, 4, 5, 8]
 METHODS = ["bptt", "dni", "dni_aux"]
+CHOICES = {"methods": METHODS, "tasks": TASKS}  # valid names for --set
 
 BASE = {
     "tasks": list(TASKS),

@@ -91,6 +91,7 @@ PROFILES = {
     },
 }
 LN2 = float(np.log(2.0))
+CHOICES = {"methods": ["bptt", "dni", "dni_aux"]}  # valid names for --set
 
 
 def trained_on(config: dict) -> str:
