@@ -248,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=_whole(1), default=50, help="timed steps per model (default 50)")
     p.set_defaults(func=_bench)
 
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad argument (2, after one line on stderr)
+        return int(e.code or 0)
     try:
         backend.set_backend(args.backend or os.environ.get("MINIDNI_BACKEND", "numpy"))
     except (ValueError, backend.BackendError) as e:
@@ -257,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except _user_errors() as e:
         return _fail(e)
+    except KeyboardInterrupt:  # the experiment runner has saved what finished, and said so
+        print("minidni: interrupted", file=sys.stderr)
+        return 130
 
 
 def _fail(error: Exception) -> int:

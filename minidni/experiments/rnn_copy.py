@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..monitor import Monitor, parameters_of
 from .common import configure, run_experiment
 
 TASKS = ("copy", "repeat_copy")
@@ -261,17 +262,20 @@ def copy_job(job: dict) -> dict:
     errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
     started, cpu_started = time.perf_counter(), time.process_time()
     batches = job["budget"] // batch_size
+    monitor = Monitor(batches, unit="batch")  # progress; NaN / inf raise Diverged
     for step in range(1, batches + 1):
         x, y, mask = make_batch(task, data_rng, batch_size, cur, bits)
         model.reset(batch_size)
         out = model.train_sequence(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
         errors.append(bits_error(out["logits"], y, mask))
         losses.append(backend.to_float(out["loss"]))
+        monitor.step(step, losses[-1])
         cur.update(errors[-1])
         if job["method"] != "bptt":
             new = sg_sums(out["segments"])
             sg = {k: sg[k] + new[k] for k in SG_SUMS}
         if step % job["log_every"] == 0 or step == batches:
+            monitor.check_parameters(step, parameters_of(model))
             curve["samples"].append(step * batch_size)
             curve["solved"].append(cur.solved_length)
             curve["n"].append(cur.n)
@@ -281,6 +285,7 @@ def copy_job(job: dict) -> dict:
             for key, value in zip(("sg_r2", "sg_cos"), sg_quality(sg)):
                 curve[key].append(None if value is None else round(value, 4))
             errors, losses, sg = [], [], dict.fromkeys(SG_SUMS, 0.0)
+    monitor.close()
     return {
         **{k: v for k, v in job.items() if k not in ("backend",)},
         "curve": curve,
@@ -333,7 +338,7 @@ def solved_lengths(results: dict, task: str, method: str, T: int) -> list[int]:
     return [
         r["solved_length"]
         for r in results["runs"]
-        if (r["task"], r["method"], r["T"]) == (task, method, T)
+        if (r["task"], r["method"], r["T"]) == (task, method, T) and not r.get("diverged")
     ]
 
 
@@ -349,6 +354,8 @@ def table(results: dict) -> str:
         cells = []
         for m, T in cols:
             v = solved_lengths(results, task, m, T)
-            cells.append(f"{np.median(v):g} ({min(v)}-{max(v)})" if v else "-")
+            ran = any((r["task"], r["method"], r["T"]) == (task, m, T) for r in results["runs"])
+            empty = "diverged" if ran else "-"  # every seed diverged, or none ran
+            cells.append(f"{np.median(v):g} ({min(v)}-{max(v)})" if v else empty)
         lines.append(f"| {TASK_LABELS[task]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

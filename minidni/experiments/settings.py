@@ -73,7 +73,8 @@ def _check(key: str, default: Any, value: Any, names: dict) -> Any:
     """``value`` if it fits the shape of ``default`` (the profile's value) and the rules."""
     example = f"e.g. --set '{key}={json.dumps(default)}'"
     if isinstance(default, dict):  # a per-method setting
-        inner = _plural(_describe(names, key, next(iter(default.values()))))
+        single = _describe(names, key, next(iter(default.values())))
+        inner = _plural(single)
         what = f"a JSON object mapping method names ({', '.join(default)}) to {inner}"
         if not isinstance(value, dict) or not value:
             raise _error(key, f"{what}, {example}", value, "a per-method setting")
@@ -82,7 +83,7 @@ def _check(key: str, default: Any, value: Any, names: dict) -> Any:
             raise _error(key, f"{what}; {unknown[0]!r} is not one", value, "a per-method setting")
         for method, v in value.items():
             if _fits(names, key, default[method], v) is None:
-                raise _error(f"{key}.{method}", f"{inner}, {example}", v)
+                raise _error(f"{key}.{method}", f"{single}, {example}", v)
         return {**default, **{m: _fits(names, key, default[m], v) for m, v in value.items()}}
     fitted = _fits(names, key, default, value)
     if fitted is None:

@@ -20,6 +20,8 @@ def plot_ff(results: dict, path: Path) -> Path:
     for ax, depth in zip(axes[0], depths):
         for method in config["methods"]:
             runs = [r for r in results["runs"] if r["depth"] == depth and r["method"] == method]
+            if not runs:  # every seed diverged (the caption says so)
+                continue
             steps = runs[0]["steps_evaluated"]
             mean, low, high = mean_band([100 * np.asarray(r["test_error"]) for r in runs])
             ax.plot(steps, mean, color=COLORS[method], label=LABELS[method])
