@@ -24,8 +24,8 @@ curve (samples seen, solved_length, current N and R, mean bit error) every
 the synthetic gradient was over the interval (:func:`sg_quality`): ``sg_r2``, the
 fraction of the variance of M's targets that its predictions explained (1 perfect, 0 no
 better than the batch mean, < 0 worse), and ``sg_cos``, the cosine between predictions
-and targets (does the injected gradient point the right way?). The README's Results
-discuss them.
+and targets (does the injected gradient point the right way?). docs/results.md
+discusses them.
 
 Every batch holds B independent sequences: the core starts from a zero state
 (``TBPTT.reset``), trains on it segment by segment (``TBPTT.train_sequence``), and the
@@ -43,7 +43,7 @@ Profiles (``quick``'s sizes come from pilot runs):
   (Copy, one seed each) Adam 1e-3 needed ~900 batches to solve N = 2 at T = 8, 3e-3
   ~500. Single runs are noisy at this budget: compare medians over seeds. At 64 units
   DNI gains little; ``--set hidden=256 --set lr=0.001`` opens the gap at T >= 3, at
-  about 10x the CPU cost (README).
+  about 10x the CPU cost (docs/results.md).
 - ``full``: the paper's scale: LSTM of 256 units, batch 256, 3 seeds, 10M sequences
   (for a GPU: ``MINIDNI_BACKEND=cupy``).
 """
