@@ -19,6 +19,7 @@ from minidni import backend, experiments
 from minidni.cli import main
 from minidni.layers import Linear
 from minidni.monitor import Diverged, Monitor, check_parameters
+from minidni.plots import common as plots_common
 
 TIMING = ("seconds", "cpu_seconds", "train_seconds")
 
@@ -199,6 +200,13 @@ def test_a_diverging_run_is_recorded_and_the_others_complete(tmp_path, capsys):
             assert line in out
     assert "| Copy | 0 (0-0) | diverged | diverged |" in out
 
+    from minidni.plots import make_all  # figures draw what finished and count the rest
+
+    assert "rnn_copy.png" in [p.name for p in make_all(tmp_path, tmp_path / "figures")]
+    assert "4 run(s) DIVERGED, not drawn" in plots_common.subtitle(
+        plots_common.load(tmp_path, "rnn-copy")
+    )
+
 
 # ----------------------------------------------------------------- resume
 
@@ -277,3 +285,20 @@ def test_progress_lines_carry_an_estimate_of_the_time_left(capsys, monkeypatch):
     assert "ff depth=3 method=dni seed=0: step 1/4 (25%)" in err and "left" in err
     assert "\r" not in err  # readable in a log file
     assert progress.eta_line(3, 12, 30.0, 3) == "[3/12 runs, 0:00:30 elapsed, about 0:01:30 left]"
+
+
+def test_results_of_other_code_are_not_resumed(tmp_path):
+    """After a change to the library, a rerun runs everything again rather than mixing
+    numbers computed by two versions of the code."""
+    out = tmp_path / "r"
+    overrides = {"truncations": [2]}
+    experiments.run("rnn-copy", "smoke", out, lambda _: None, overrides)
+    path = out / "rnn-copy.json"
+    results = json.loads(path.read_text())
+    assert len(results["environment"]["code"]) == 16
+    results["environment"]["code"] = "0" * 16  # as if written before an edit
+    path.write_text(json.dumps(results))
+    lines: list[str] = []
+    experiments.run("rnn-copy", "smoke", out, lines.append, overrides)
+    assert not any("already there" in x for x in lines)
+    assert sum("elapsed" in x for x in lines) == 6

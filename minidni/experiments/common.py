@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -72,6 +73,7 @@ def record(name: str, profile: str, config: dict, runs: list[dict], started: flo
             "python": platform.python_version(),
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
+            "code": code_digest(),
         },
     }
 
@@ -136,16 +138,30 @@ def run_experiment(
 
 
 def _finished_runs(path: Path) -> list[dict]:
-    """The runs of an earlier results file at ``path`` made on this backend (else [])."""
+    """The runs of an earlier results file at ``path`` written by this very code on this
+    backend (else []): after a change to the library, every run is run again."""
     if not path.exists():
         return []
     try:
         earlier = json.loads(path.read_text())
     except json.JSONDecodeError:
         return []  # not a results file we wrote (ours are written atomically)
-    if earlier.get("environment", {}).get("backend") != backend.get_backend():
+    env = earlier.get("environment", {})
+    if (env.get("backend"), env.get("code")) != (backend.get_backend(), code_digest()):
         return []
     return earlier.get("runs", [])
+
+
+@functools.cache
+def code_digest() -> str:
+    """A short SHA-256 of the library's source (``minidni/**/*.py`` but the plots): two
+    results files with the same digest were computed by the same code."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "plots" not in path.relative_to(root).parts:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _previous_wall(path: Path) -> float:

@@ -42,6 +42,15 @@ def mean_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nda
     return a.mean(axis=0), a.min(axis=0), a.max(axis=0)
 
 
+def error_bars(groups: list[list[float]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Means of ``groups`` and their (below, above) min-max bars; NaN (not drawn) for a
+    group left empty because every run of it diverged."""
+    mean = np.array([np.mean(g) if g else np.nan for g in groups])
+    low = np.array([np.min(g) if g else np.nan for g in groups])
+    high = np.array([np.max(g) if g else np.nan for g in groups])
+    return mean, [mean - low, high - mean]
+
+
 def subtitle(results: dict) -> str:
     """'profile quick, 3 seeds, 1234 s' for a figure's caption line."""
     diverged = len(results.get("diverged_runs", []))

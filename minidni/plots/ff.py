@@ -7,7 +7,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import COLORS, LABELS, load, mean_band, plain_log_y, save_figure, subtitle
+from .common import (
+    COLORS,
+    LABELS,
+    error_bars,
+    load,
+    mean_band,
+    plain_log_y,
+    save_figure,
+    subtitle,
+)
 
 
 def plot_ff(results: dict, path: Path) -> Path:
@@ -50,9 +59,7 @@ def plot_update_prob(results: dict, path: Path) -> Path:
             ]
             for p in ps
         ]
-        mean = np.array([np.mean(e) for e in errs])
-        low = mean - np.array([np.min(e) for e in errs])
-        high = np.array([np.max(e) for e in errs]) - mean
+        mean, (low, high) = error_bars(errs)
         ax.errorbar(
             ps,
             mean,
