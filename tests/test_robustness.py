@@ -167,6 +167,7 @@ def test_constructors_reject_bad_rates_and_lengths():
 # ----------------------------------------------------------------- divergence
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf * 0 on the way
 def test_monitor_names_the_step_and_what_is_not_finite():
     monitor = Monitor(10)
     monitor.step(1, 0.5)
