@@ -111,6 +111,8 @@ def run_experiment(
             f"resuming {path}: {len(done)} of {len(todo)} runs are already there with the same "
             "settings and are not run again (use another --out to run them afresh)"
         )
+    elif path.exists():
+        log(f"{path} holds no finished run of these settings, code and backend: replacing it")
 
     def results(complete: bool) -> dict:
         runs = [done[i] for i in sorted(done)]
