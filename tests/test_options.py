@@ -241,3 +241,100 @@ def test_resume_reuses_only_runs_with_the_same_settings(tmp_path):
     assert {r["sg_scale"] for r in results["runs"]} == {0.2}
     on_disk = json.loads((out / "rnn-copy.json").read_text())
     assert on_disk["config"]["sg_scale"] == 0.2 and on_disk["complete"] is True
+
+
+@pytest.mark.parametrize("momentum", [0.5, 1.0])
+def test_batchnorm_running_statistics_follow_its_momentum(xp, float64, momentum):
+    """Bug caught: a BatchNorm that uses a fixed momentum (the default's 0.1) whatever it
+    is given. After one batch: running = (1 - m) * initial + m * batch statistic."""
+    from minidni.layers import BatchNorm
+
+    bn = BatchNorm(3, momentum=momentum)
+    x = RNG(0).normal((6, 3))
+    bn.forward(x, train=True)
+    mean = to_numpy(x).mean(axis=0)
+    var = to_numpy(x).var(axis=0, ddof=1)
+    np.testing.assert_allclose(to_numpy(bn.running_mean), momentum * mean, rtol=1e-12)
+    np.testing.assert_allclose(
+        to_numpy(bn.running_var), (1 - momentum) + momentum * var, rtol=1e-12
+    )
+
+
+def test_fit_evaluates_every_eval_every_steps_and_at_the_end():
+    """Bug caught: eval_every ignored (one evaluation at the end only)."""
+    from minidni.train import Dataset, fit
+
+    data = Dataset.from_numpy(
+        np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32),
+        np.arange(32) % 3,
+    )
+    net = build_mlp("bprop", [6, 5, 3], RNG(0))
+    history = fit(net, data, data, steps=7, rng=RNG(1), batch_size=8, eval_every=3)
+    assert history.steps == [3, 6, 7]
+    assert len(history.test_error) == len(history.train_loss) == 3
+
+
+def test_unlock_job_builds_the_schedule_its_job_describes(monkeypatch):
+    """Bugs caught: unlock_job ignoring staleness k or p_update, or the input models'
+    settings."""
+    import minidni.unlock
+    from minidni.experiments import unlock
+    from minidni.schedules import Delayed, Stochastic
+    from minidni.train import Dataset
+
+    built = {}
+
+    def spy(method, sizes, rng, **kw):
+        built.update(method=method, sizes=sizes, **kw)
+        raise StopIteration
+
+    tiny = Dataset.from_numpy(np.zeros((4, 784), np.float32), np.zeros(4, np.int64))
+    monkeypatch.setattr(minidni.unlock, "build_unlocked", spy)
+    monkeypatch.setattr(unlock, "job_mnist", lambda job: (tiny, tiny))
+    job = {"method": "cdni", "mode": "unlock", "depth": 1, "width": 4, "seed": 0,
+           "steps": 1, "eval_every": 1, "batch_size": 2, "lr": 0.1, "sg_lr": 0.2,
+           "sg_hidden": [], "input_hidden": [6], "input_lr": 0.3, "p_update": 0.5,
+           "staleness": 3}  # fmt: skip
+    with pytest.raises(StopIteration):
+        unlock.unlock_job(job)
+    schedule = built["schedule"]
+    assert isinstance(schedule, Delayed) and schedule.k == 3
+    assert isinstance(schedule.base, Stochastic) and schedule.base.p_update == 0.5
+    assert built["synthetic_inputs"] is True
+    assert (built["input_hidden"], built["input_lr"]) == ((6,), 0.3)
+
+
+def test_batchnorm_uses_its_eps(xp, float64):
+    """Bug caught: a BatchNorm that ignores a non-default eps."""
+    from minidni.layers import BatchNorm
+
+    x = RNG(0).normal((6, 3))
+    out, _ = BatchNorm(3, eps=0.5).forward(x, train=True)
+    h = to_numpy(x)
+    expected = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 0.5)
+    np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-12)
+
+
+def test_adam_uses_its_eps(xp, float64):
+    """Bug caught: Adam with a fixed eps. Its first step is lr * g / (|g| + eps)."""
+    from minidni.layers import Parameter
+    from minidni.optim import Adam
+
+    g = np.array([0.5, -2.0, 0.0])
+    p = Parameter(backend.asarray(np.zeros(3)))
+    p.grad = backend.asarray(g)
+    Adam([p], lr=0.1, eps=1.0).step()
+    np.testing.assert_allclose(to_numpy(p.value), -0.1 * g / (np.abs(g) + 1.0), rtol=1e-12)
+
+
+def test_stochastic_input_coins_come_from_input_rng():
+    """Bug caught: input models' coins drawn from the modules' generator. With its own
+    ``input_rng`` they are that generator's draws, and the modules' coins do not move."""
+    from minidni.schedules import Stochastic
+
+    schedule = Stochastic(0.5, RNG(1), input_rng=RNG(2))
+    inputs = [schedule.sample_inputs(4) for _ in range(5)]
+    modules = [schedule.sample(4) for _ in range(5)]
+    fresh_inputs, fresh_modules = RNG(2), RNG(1)
+    assert inputs == [[fresh_inputs.bernoulli(0.5) for _ in range(4)] for _ in range(5)]
+    assert modules == [[fresh_modules.bernoulli(0.5) for _ in range(4)] for _ in range(5)]
