@@ -303,3 +303,19 @@ def test_results_of_other_code_are_not_resumed(tmp_path):
     experiments.run("rnn-copy", "smoke", out, lines.append, overrides)
     assert not any("already there" in x for x in lines)
     assert sum("elapsed" in x for x in lines) == 6
+
+
+def test_two_workers_give_the_runs_of_one_in_the_jobs_order(tmp_path):
+    """Runs finish in any order in a pool; the results keep the jobs' order and numbers."""
+    from minidni.experiments import rnn_copy
+
+    one = experiments.run("rnn-copy", "smoke", tmp_path / "1", lambda _: None, {"truncations": [2]})
+    two = experiments.run(
+        "rnn-copy", "smoke", tmp_path / "2", lambda _: None, {"truncations": [2], "workers": 2}
+    )
+    keys = ("task", "T", "method", "seed")
+    jobs = rnn_copy.jobs(experiments.configure("rnn-copy", "smoke", {"truncations": [2]}))
+    assert [tuple(r[k] for k in keys) for r in two["runs"]] == [
+        tuple(j[k] for k in keys) for j in jobs
+    ]
+    assert _without_timing(two)["runs"] == _without_timing(one)["runs"]
