@@ -47,13 +47,24 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from . import experiments
 
-    try:  # a typo in a setting is reported before anything runs
+    try:  # a typo in a setting, or an --out that cannot be written, fails before any run
         overrides = dict(_setting(item) for item in args.set)
         experiments.configure(args.name, args.profile, overrides)
+        _writable_folder(Path(args.out), "--out")
     except ValueError as e:
         return _fail(e)
     experiments.run(args.name, args.profile, Path(args.out), overrides=overrides)
     return 0
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    """Create ``path`` if needed; a ValueError naming ``option`` if it cannot be a folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option}: cannot use {str(path)!r} as a folder ({e.strerror})") from e
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{option}: the folder {str(path)!r} is not writable")
 
 
 def _setting(item: str) -> tuple[str, object]:

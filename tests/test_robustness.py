@@ -115,6 +115,12 @@ def test_bad_set_values_of_every_experiment(capsys, name, value, expected):
     assert expected in one_line_error(capsys, argv)
 
 
+def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken").write_text("not a folder")
+    argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path / "taken")]
+    assert "--out: cannot use" in one_line_error(capsys, argv)
+
+
 def test_good_set_values_are_completed_and_kept():
     """A per-method override may name one method; ints are accepted where floats are due."""
     config = experiments.configure("ff", "smoke", {"lr": {"dni": 1}, "steps": 5})
