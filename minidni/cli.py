@@ -122,14 +122,14 @@ def _whole(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive(text: str) -> float:
-    """An argparse type: a finite number > 0."""
+def _non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expects a number > 0, got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expects a number >= 0, got {text!r}")
     return value
 
 
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Compare every layer's and loss's hand-written backward pass with "
         "finite differences in float64; exit status 1 if any error is above the tolerance.",
     )
-    p.add_argument("--tol", type=_positive, default=1e-6, help="largest relative error allowed")
+    p.add_argument("--tol", type=_non_negative, default=1e-6, help="largest relative error allowed")
     p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
     p.set_defaults(func=_gradcheck)
 
