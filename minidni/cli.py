@@ -1,20 +1,27 @@
-"""The ``minidni`` command (also ``python -m minidni``).
+"""The minidni command (also: python -m minidni).
 
-minidni demo                      MNIST MLP: backprop and every-layer cDNI side by side
-minidni gradcheck                 finite-difference check of every layer and loss
-minidni reproduce NAME --profile smoke|quick|full --out DIR [--set KEY=VALUE ...]
-minidni figures [--results DIR] [--out figures/]
-minidni bench [--compare torch]    milliseconds per training step [beside PyTorch]
-minidni bench --memory 1000       resident memory over 1000 training steps
+Train and compare networks with synthetic gradients (Decoupled Neural Interfaces,
+Jaderberg et al. 2017), reproduce the paper's experiments and draw their figures.
+
+Every argument and every ``--set`` value is checked before any work starts; a bad one
+ends the command with one line on stderr and exit status 2 (:class:`Parser`).
+
+Commands: demo (MNIST MLP, backprop and every-layer cDNI side by side), gradcheck
+(finite-difference check of every layer and loss), reproduce NAME (a paper experiment),
+figures (draw the figures from results files), bench (milliseconds per training step,
+optionally beside PyTorch, or resident memory over many steps).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import backend
 
@@ -22,7 +29,7 @@ from . import backend
 def _demo(args: argparse.Namespace) -> int:
     from .demo import demo
 
-    demo(epochs=args.epochs, methods=args.methods.split(","), seed=args.seed)
+    demo(epochs=args.epochs, methods=args.methods, seed=args.seed)
     return 0
 
 
@@ -45,13 +52,24 @@ def _gradcheck(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from . import experiments
 
-    try:  # a typo in a setting is reported before anything runs
+    try:  # a typo in a setting, or an --out that cannot be written, fails before any run
         overrides = dict(_setting(item) for item in args.set)
         experiments.configure(args.name, args.profile, overrides)
+        _writable_folder(Path(args.out), "--out")
     except ValueError as e:
         return _fail(e)
     experiments.run(args.name, args.profile, Path(args.out), overrides=overrides)
     return 0
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    """Create ``path`` if needed; a ValueError naming ``option`` if it cannot be a folder."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{option}: cannot use {str(path)!r} as a folder ({e.strerror})") from e
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"{option}: the folder {str(path)!r} is not writable")
 
 
 def _setting(item: str) -> tuple[str, object]:
@@ -71,7 +89,7 @@ def _figures(args: argparse.Namespace) -> int:
     from .plots import make_all
 
     if args.run:  # regenerate from scratch: run the experiments first
-        names = args.only.split(",") if args.only else list(experiments.EXPERIMENTS)
+        names = args.only or list(experiments.EXPERIMENTS)
         for name in names:
             experiments.run(name, args.run, Path(args.results))
     for path in make_all(Path(args.results), Path(args.out)):
@@ -85,7 +103,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.memory:
         memory(steps=args.memory, batch=args.batch)
         return 0
-    depths = [int(d) for d in args.depths.split(",") if d]
+    depths = args.depths
     bench(
         batch=args.batch,
         steps=args.steps,
@@ -100,56 +118,182 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``minidni demo: error: ...`` and exit status 2,
+    without the usage block (``--help`` shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expects a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _wholes(text: str) -> list[int]:
+    """An argparse type: comma-separated whole numbers >= 1, e.g. ``3,6``."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expects whole numbers >= 1 like 3,6, got {text!r}")
+    return values
+
+
+def _non_negative(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expects a number >= 0, got {text!r}")
+    return value
+
+
+def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated list of names out of ``valid``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(
+                f"expects comma-separated names out of {', '.join(valid)}, got {text!r}"
+            )
+        return names
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minidni`` console script."""
+    from .decoupled import METHODS
     from .experiments import EXPERIMENTS, PROFILE_NAMES
 
-    parser = argparse.ArgumentParser(prog="minidni", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend", choices=backend.BACKENDS, help="array backend (default: $MINIDNI_BACKEND)"
+    parser = Parser(
+        prog="minidni",
+        description="Synthetic gradients (Decoupled Neural Interfaces, Jaderberg et al. 2017) "
+        "from scratch: train, reproduce the paper's experiments, draw the figures.",
+        epilog="Run 'minidni COMMAND --help' for the options of one command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--backend",
+        choices=backend.BACKENDS,
+        help="where the arrays live: numpy (CPU, the default), cupy (NVIDIA GPU) or "
+        "array_api_strict (the reference namespace the tests use); default: "
+        "$MINIDNI_BACKEND, else numpy",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    experiments = ", ".join(EXPERIMENTS)
 
-    p = sub.add_parser("demo", help="train an MNIST MLP with backprop and with cDNI")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--methods", default="bprop,cdni", help="comma-separated: bprop, dni, cdni")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "demo",
+        help="train an MNIST network with backprop and with synthetic gradients, side by side",
+        description="Train the paper's MNIST network (784-256-256-10) once per method and "
+        "print the test error after every epoch. bprop is ordinary backpropagation; with "
+        "dni and cdni every layer learns only from a synthetic gradient (cdni: one that "
+        "also sees the label).",
+    )
+    p.add_argument("--epochs", type=_whole(1), default=5, help="passes over the training set")
+    p.add_argument(
+        "--methods",
+        type=_names(METHODS),
+        default=["bprop", "cdni"],
+        help=f"which methods, comma-separated, out of {', '.join(METHODS)} (default: bprop,cdni)",
+    )
+    p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("gradcheck", help="check every layer and loss by finite differences")
-    p.add_argument("--tol", type=float, default=1e-6)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "gradcheck",
+        help="check every layer's hand-written gradient against finite differences",
+        description="Compare every layer's and loss's hand-written backward pass with "
+        "finite differences in float64; exit status 1 if any error is above the tolerance.",
+    )
+    p.add_argument("--tol", type=_non_negative, default=1e-6, help="largest relative error allowed")
+    p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
     p.set_defaults(func=_gradcheck)
 
-    p = sub.add_parser("reproduce", help="run one of the paper's experiments")
-    p.add_argument("name", choices=list(EXPERIMENTS))
-    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick")
-    p.add_argument("--out", default="results")
+    p = sub.add_parser(
+        "reproduce",
+        help="run one of the paper's experiments and write its results file",
+        description=f"Run one of the paper's experiments ({experiments}) and write "
+        "OUT/NAME.json. Each finished run is saved at once: if the command is stopped, "
+        "running it again with the same --out skips the runs already done.",
+    )
+    p.add_argument("name", choices=list(EXPERIMENTS), help=f"which experiment: {experiments}")
+    p.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default="quick",
+        help="how big: smoke (seconds, for tests), quick (minutes on a laptop, the "
+        "default), full (the paper's scale, for a GPU)",
+    )
+    p.add_argument(
+        "--out", default="results", help="folder for the results file (default: results)"
+    )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a profile setting (JSON value), e.g. --set steps=20000 --set depths=[3]",
+        help="change one setting of the profile; VALUE is JSON, e.g. --set steps=20000 "
+        "--set depths=[3] --set 'lr={\"dni\": 0.0001}' (a per-method setting). "
+        "Repeat for several; the results file records them.",
     )
     p.set_defaults(func=_reproduce)
 
-    p = sub.add_parser("figures", help="turn results JSON into the figures")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="figures")
-    p.add_argument("--run", choices=PROFILE_NAMES, help="first run the experiments")
-    p.add_argument("--only", help="with --run: comma-separated experiment names")
+    p = sub.add_parser(
+        "figures",
+        help="draw the figures from the results files",
+        description="Draw every figure whose results file is in --results, into --out.",
+    )
+    p.add_argument(
+        "--results", default="results", help="folder of results files (default: results)"
+    )
+    p.add_argument("--out", default="figures", help="folder for the PNG files (default: figures)")
+    p.add_argument(
+        "--run",
+        choices=PROFILE_NAMES,
+        help="first run the experiments with this profile (e.g. --run quick redoes everything)",
+    )
+    p.add_argument(
+        "--only",
+        type=_names(list(EXPERIMENTS)),
+        help=f"with --run: which experiments, comma-separated, out of {experiments}",
+    )
     p.set_defaults(func=_figures)
 
-    p = sub.add_parser("bench", help="milliseconds per training step (optionally beside PyTorch)")
+    p = sub.add_parser(
+        "bench",
+        help="time one training step of each model (optionally beside PyTorch)",
+        description="Milliseconds per training step of the MNIST network (backprop, cDNI, "
+        "DNI) and of the LSTM (BPTT, DNI, DNI + Aux), on the current backend; with "
+        "--compare torch, the same models in PyTorch beside them.",
+    )
     p.add_argument("--compare", choices=["torch"], help="also time the same models in PyTorch")
-    p.add_argument("--batch", type=int, default=256, help="MLP batch size")
-    p.add_argument("--steps", type=int, default=40, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps per model first")
-    p.add_argument("--depths", default="3,6", help="MLP hidden-layer counts, comma-separated")
+    p.add_argument("--batch", type=_whole(1), default=256, help="MLP batch size (default 256)")
+    p.add_argument("--steps", type=_whole(1), default=40, help="timed steps per round")
+    p.add_argument("--rounds", type=_whole(1), default=3, help="interleaved rounds (median)")
+    p.add_argument("--warmup", type=_whole(0), default=5, help="untimed steps per model first")
+    p.add_argument(
+        "--depths", type=_wholes, default=[3, 6], help="MLP hidden-layer counts, e.g. 3,6"
+    )
     p.add_argument("--no-lstm", action="store_true", help="skip the LSTM rows")
-    p.add_argument("--threads", type=int, help="BLAS (and PyTorch) threads (default: BLAS's)")
+    p.add_argument("--threads", type=_whole(1), help="BLAS (and PyTorch) threads")
     p.add_argument(
         "--clock",
         choices=["wall", "cpu"],
@@ -157,11 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         help="cpu: process CPU time, robust on a shared machine (use with --threads 1)",
     )
     p.add_argument(
-        "--memory", type=int, metavar="STEPS", help="instead: resident memory over STEPS steps"
+        "--memory", type=_whole(1), metavar="STEPS", help="instead: resident memory over STEPS"
     )
     p.set_defaults(func=_bench)
 
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0), or a bad argument (2, after one line on stderr)
+        return int(e.code or 0)
     try:
         backend.set_backend(args.backend or os.environ.get("MINIDNI_BACKEND", "numpy"))
     except (ValueError, backend.BackendError) as e:
@@ -170,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except _user_errors() as e:
         return _fail(e)
+    except KeyboardInterrupt:  # the experiment runner has saved what finished, and said so
+        print("minidni: interrupted", file=sys.stderr)
+        return 130
 
 
 def _fail(error: Exception) -> int:

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .layers import BatchNorm, Linear, Module, ReLU, Sequential
 from .losses import softmax_cross_entropy
 from .optim import Adam, Optimizer
@@ -84,6 +84,7 @@ class DecoupledNet:
             )
         if sg_targets not in SG_TARGETS:
             raise ValueError(f"unknown sg_targets {sg_targets!r}; valid: {', '.join(SG_TARGETS)}")
+        checks.rate(self, "lr", lr)
         self.modules = list(modules)
         self.sgs = None if sgs is None else list(sgs)
         make = optimizer or (lambda params: Adam(params, lr=lr))
@@ -209,6 +210,8 @@ def build_mlp(
     """An every-layer-decoupled MLP trained by ``method`` in {"bprop", "dni", "cdni"}."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
+    checks.widths("build_mlp", "sizes", sizes)
+    checks.rate("build_mlp", "sg_lr", sg_lr)
     modules = mlp_modules(sizes, rng)
     n_classes = sizes[-1]
     sgs = None

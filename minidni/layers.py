@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .init import init_weight, ones, zeros
 
 Array = Any
@@ -85,7 +85,7 @@ class Linear(Module):
         bias: bool = True,
         input_grad: bool = True,
     ):
-        self.d_in, self.d_out = d_in, d_out
+        self.d_in, self.d_out = checks.count(self, "d_in", d_in), checks.count(self, "d_out", d_out)
         self.W = Parameter(init_weight(rng, d_in, d_out, init), "W")
         self.b = Parameter(zeros((d_out,)), "b") if bias else None
         self.input_grad = input_grad
@@ -184,7 +184,9 @@ class BatchNorm(Module):
     """
 
     def __init__(self, d: int, momentum: float = 0.1, eps: float = 1e-5):
-        self.d, self.momentum, self.eps = d, momentum, eps
+        self.d = checks.count(self, "d", d)
+        self.momentum = checks.probability(self, "momentum", momentum)
+        self.eps = checks.real(self, "eps", eps)
         self.gamma = Parameter(ones((d,)), "gamma")
         self.beta = Parameter(zeros((d,)), "beta")
         self.running_mean = zeros((d,))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .init import zeros
 from .layers import Linear, Module, Parameter, sigmoid
 
@@ -64,9 +64,9 @@ class LSTM(Module):
     """
 
     def __init__(self, d_in: int, d_hidden: int, rng: backend.RNG, input_grad: bool = True):
-        self.d_in, self.d_hidden = d_in, d_hidden
+        self.d_in = checks.count(self, "d_in", d_in)
+        self.d_hidden = h = checks.count(self, "d_hidden", d_hidden)
         self.input_grad = input_grad
-        h = d_hidden
         self.W = Parameter(rng.normal((d_in + h, 4 * h), math.sqrt(1.0 / (d_in + h))), "W")
         forget = [1.0 if h <= k < 2 * h else 0.0 for k in range(4 * h)]
         self.b = Parameter(backend.asarray(forget), "b")

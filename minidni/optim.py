@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from . import backend
+from . import backend, checks
 from .layers import Parameter
 
 
@@ -13,7 +13,7 @@ class Optimizer:
 
     def __init__(self, params: list[Parameter], lr: float):
         self.params = list(params)
-        self.lr = lr
+        self.lr = checks.rate(self, "lr", lr)
 
     def zero_grad(self) -> None:
         xp = backend.namespace()
@@ -33,7 +33,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: list[Parameter], lr: float = 0.01, momentum: float = 0.0):
         super().__init__(params, lr)
-        self.momentum = momentum
+        self.momentum = checks.real(self, "momentum", momentum, 0.0, 1.0)
         self.v = [backend.namespace().zeros_like(p.value) for p in self.params]
 
     def step(self) -> None:
@@ -59,8 +59,8 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ):
         super().__init__(params, lr)
-        self.b1, self.b2 = betas
-        self.eps = eps
+        self.b1, self.b2 = (checks.real(self, "betas", b, 0.0, 0.999999) for b in betas)
+        self.eps = checks.real(self, "eps", eps)
         self.t = 0
         xp = backend.namespace()
         self.m = [xp.zeros_like(p.value) for p in self.params]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .layers import mlp
 from .losses import mse
 from .optim import Adam, Optimizer
@@ -47,6 +47,8 @@ class L2Regressor:
         batchnorm: bool = True,
         optimizer: Callable[[list], Optimizer] | None = None,
     ):
+        hidden = checks.widths(self, "hidden", hidden)
+        checks.rate(self, "lr", lr)
         # The L2 loss trains this model only: nothing upstream consumes its input gradient.
         self.net = mlp(
             [d_in, *hidden, d_out], rng, batchnorm, final_init=final_init, input_grad=False
@@ -90,6 +92,8 @@ class SyntheticGradient(L2Regressor):
         batchnorm: bool = True,
         optimizer: Callable[[list], Optimizer] | None = None,
     ):
+        checks.count(self, "d_h", d_h)
+        checks.count(self, "d_context", d_context, minimum=0)
         super().__init__(d_h + d_context, d_h, rng, hidden, lr, "zeros", batchnorm, optimizer)
         self.d_h, self.d_context = d_h, d_context
 

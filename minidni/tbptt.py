@@ -88,7 +88,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import backend
+from . import backend, checks
 from .layers import Linear, Parameter, sigmoid
 from .lstm import LSTM, SeqLinear
 from .optim import Adam
@@ -143,11 +143,12 @@ class TBPTT:
             raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; valid losses are: {', '.join(LOSSES)}")
-        if T < 1:
-            raise ValueError(f"TBPTT: the truncation length T must be >= 1, got {T}")
-        for name, value in (("sg_scale", sg_scale), ("target_discount", target_discount)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"TBPTT: {name} must be a finite number >= 0, got {value}")
+        checks.count(self, "the truncation length T", T)
+        checks.real(self, "sg_scale", sg_scale)
+        checks.real(self, "target_discount", target_discount)
+        checks.real(self, "aux_weight", aux_weight)
+        if clip_norm is not None:
+            checks.real(self, "clip_norm", clip_norm, low=1e-12)
         self.d_in, self.d_hidden, self.d_out, self.T = d_in, d_hidden, d_out, T
         self.method, self.loss = method, loss
         self.sg_scale, self.target_discount = sg_scale, target_discount

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
+from . import backend, checks
 from .losses import error_rate
+from .monitor import Monitor, parameters_of
 
 
 @dataclass
@@ -82,14 +83,26 @@ def fit(
     log: Callable[[str], None] | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` minibatch steps, evaluating every ``eval_every`` steps
-    and at the end. ``train_loss`` holds the mean training loss since the last evaluation."""
+    and at the end. ``train_loss`` holds the mean training loss since the last evaluation.
+
+    A NaN or infinite loss (any step) or parameter (at evaluation steps) raises
+    :class:`~minidni.monitor.Diverged` naming the step; progress is shown as it goes.
+    """
+    checks.count("fit", "steps", steps)
+    checks.count("fit", "batch_size", batch_size)
+    checks.count("fit", "eval_every", eval_every)
+    if batch_size > len(train):
+        raise ValueError(f"fit: batch_size {batch_size} exceeds the {len(train)} training examples")
     history = History()
     start, running = time.perf_counter(), []
     index = batches(len(train), batch_size, rng)
+    monitor = Monitor(steps)
     for step in range(1, steps + 1):
         x, y = train.take(next(index))
         running.append(model.step(x, y)["loss"])
+        monitor.step(step, running[-1])
         if step % eval_every == 0 or step == steps:
+            monitor.check_parameters(step, parameters_of(model))
             history.steps.append(step)
             history.test_error.append(evaluate(model.predict, test))
             history.train_loss.append(float(np.mean(running)))
@@ -100,5 +113,6 @@ def fit(
                     f"test error {100 * history.test_error[-1]:5.2f}%  "
                     f"{time.perf_counter() - start:6.1f}s"
                 )
+    monitor.close()
     history.seconds = time.perf_counter() - start
     return history

@@ -12,8 +12,9 @@ CHAPTER = Path(__file__).resolve().parents[1] / "tutorials" / "03_truncated_bptt
 TIME_LIMIT_S = 20.0
 
 
-def test_truncated_bptt_chapter(monkeypatch, capsys):
+def test_truncated_bptt_chapter(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("MINIDNI_TUTORIAL_FAST", "1")
+    monkeypatch.setenv("MINIDNI_TUTORIAL_FIGURES", str(tmp_path))
     start = time.perf_counter()
     g = runpy.run_path(str(CHAPTER), run_name="__main__")
     seconds = time.perf_counter() - start
@@ -39,3 +40,4 @@ def test_truncated_bptt_chapter(monkeypatch, capsys):
     assert runs["bptt"]["sg_losses"] == []  # BPTT has no SG model
     assert len(runs["dni"]["sg_losses"]) > 0 and np.all(np.isfinite(runs["dni"]["sg_losses"]))
     assert "longest N solved" in capsys.readouterr().out
+    assert (tmp_path / "03_truncated_bptt.png").read_bytes()[:4] == b"\x89PNG"

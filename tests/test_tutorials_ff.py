@@ -18,20 +18,23 @@ TIME_LIMIT_S = 20.0
 pytestmark = pytest.mark.mnist
 
 
-def run_chapter(name: str, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path) -> dict:
-    """Run ``tutorials/<name>`` in FAST mode; return its globals. Fails if it is too slow."""
+def run_chapter(name: str, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path, figures: Path) -> dict:
+    """Run ``tutorials/<name>`` in FAST mode; return its globals. Fails if it is too slow
+    or saves no figure (as a script, a chapter writes ``<figures>/<chapter>.png``)."""
     monkeypatch.setenv("MINIDNI_TUTORIAL_FAST", "1")
+    monkeypatch.setenv("MINIDNI_TUTORIAL_FIGURES", str(figures))
     monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
     start = time.perf_counter()
     result = runpy.run_path(str(TUTORIALS / name), run_name="__main__")
     seconds = time.perf_counter() - start
     assert result["FAST"] is True
     assert seconds < TIME_LIMIT_S, f"{name} took {seconds:.1f}s in FAST mode"
+    assert (figures / name.replace(".py", ".png")).read_bytes()[:4] == b"\x89PNG"
     return result
 
 
-def test_chapter_01_one_dni(monkeypatch, mnist_dir):
-    g = run_chapter("01_one_dni.py", monkeypatch, mnist_dir)
+def test_chapter_01_one_dni(monkeypatch, mnist_dir, tmp_path):
+    g = run_chapter("01_one_dni.py", monkeypatch, mnist_dir, tmp_path)
     # the hand-written decoupled step and DecoupledNet([f_1, f_2], [M_2]) agree
     assert g["sg_moved"]
     assert g["max_param_diff"] <= 1e-6
@@ -43,8 +46,8 @@ def test_chapter_01_one_dni(monkeypatch, mnist_dir):
     assert g["bprop_error"] < g["frozen_error"]
 
 
-def test_chapter_02_every_layer_cdni(monkeypatch, mnist_dir):
-    g = run_chapter("02_every_layer_cdni.py", monkeypatch, mnist_dir)
+def test_chapter_02_every_layer_cdni(monkeypatch, mnist_dir, tmp_path):
+    g = run_chapter("02_every_layer_cdni.py", monkeypatch, mnist_dir, tmp_path)
     steps = g["STEPS"]
     # oracle SG models turn every-layer-decoupled training into backprop
     assert g["oracle_max_diff"] < 1e-10

@@ -154,7 +154,7 @@ def run(step_fn, f1, f2):
 
 
 f1, f2, opt1, opt2 = fresh_halves()
-bprop_error, _ = run(lambda x, y: backprop_step(f1, f2, opt1, opt2, x, y), f1, f2)
+bprop_error, bprop_log = run(lambda x, y: backprop_step(f1, f2, opt1, opt2, x, y), f1, f2)
 
 # %% [markdown]
 # ## 4. A synthetic gradient model `M_2`
@@ -265,7 +265,7 @@ def top_only_step(f1, f2, opt2, x, y):
 
 
 f1, f2, opt1, opt2 = fresh_halves()
-frozen_error, _ = run(lambda x, y: top_only_step(f1, f2, opt2, x, y), f1, f2)
+frozen_error, frozen_log = run(lambda x, y: top_only_step(f1, f2, opt2, x, y), f1, f2)
 
 # %% [markdown]
 # ## 6. What `M_2` can predict, and the label as context
@@ -296,6 +296,33 @@ print(f"cDNI {100 * cdni_error:.2f}%   f_1 frozen {100 * frozen_error:.2f}%")
 for name, history in [("DNI ", dni_log), ("cDNI", cdni_log)]:
     cos = "  ".join(f"{e['cos']:.2f}" for e in history)
     print(f"cosine(delta_hat_1, delta_1), {name}, at steps {LOG_AT}: {cos}")
+
+# %% [markdown]
+# The same runs as curves: the training loss of each (left), how well `M_2`'s prediction
+# points along the true `delta_1` (middle), and the final test errors (right).
+
+# %%
+import matplotlib.pyplot as plt
+
+from minidni.plots.tutorial import show
+
+logs = {"backprop": bprop_log, "DNI": dni_log, "cDNI": cdni_log, "f_1 frozen": frozen_log}
+colors = {"backprop": "black", "DNI": "tab:blue", "cDNI": "tab:red", "f_1 frozen": "tab:gray"}
+fig, (ax_loss, ax_cos, ax_err) = plt.subplots(1, 3, figsize=(12, 3.4))
+for name, log in logs.items():
+    ax_loss.plot(LOG_AT, [e["loss"] for e in log], marker=".", color=colors[name], label=name)
+for name in ("DNI", "cDNI"):
+    ax_cos.plot(LOG_AT, [e["cos"] for e in logs[name]], marker=".", color=colors[name], label=name)
+errors_pct = [100 * e for e in (bprop_error, dni_error, cdni_error, frozen_error)]
+ax_err.bar(list(logs), errors_pct, color=[colors[n] for n in logs])
+ax_loss.set(
+    xscale="log", yscale="log", xlabel="step", ylabel="training loss (mean since last point)"
+)
+ax_cos.set(xscale="log", xlabel="step", ylabel="cosine(delta_hat_1, delta_1)")
+ax_err.set(ylabel="test error (%)")
+ax_loss.legend(fontsize=8)
+ax_cos.legend(fontsize=8)
+show(fig, "01_one_dni")
 
 # %% [markdown]
 # A frozen `f_1` is clearly worse than backprop. DNI lands in between: `f_1` learned

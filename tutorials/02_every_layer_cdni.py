@@ -164,7 +164,7 @@ assert oracle_max_diff < 1e-10
 # `net.step` on shuffled batches and reports the test error.
 
 # %%
-nets, errors = {}, {}
+nets, errors, curves = {}, {}, {}
 for method in ("bprop", "dni", "cdni"):
     print(f"== {method}")
     nets[method] = build_mlp(method, SIZES, RNG(0), lr=LR[method], sg_lr=SG_LR)
@@ -172,6 +172,7 @@ for method in ("bprop", "dni", "cdni"):
         nets[method], train, test, STEPS, RNG(1), eval_every=max(STEPS // 4, 1), log=print
     )
     errors[method] = history.final_test_error
+    curves[method] = history  # steps and test errors, for the figure at the end
 print("test error after", STEPS, "steps:", {m: f"{100 * e:.2f}%" for m, e in errors.items()})
 
 # %% [markdown]
@@ -298,6 +299,7 @@ for method in ("dni", "cdni"):
 # %%
 stochastic = {1.0: nets["cdni"]}  # p_update = 1 is the lockstep cDNI net trained above
 stochastic_errors = {1.0: errors["cdni"]}
+stochastic_curves = {1.0: curves["cdni"]}
 for p in (0.5, 0.2):
     print(f"== cdni, p_update = {p}")
     schedule = Stochastic(p, RNG(7))
@@ -306,6 +308,7 @@ for p in (0.5, 0.2):
         stochastic[p], train, test, STEPS, RNG(1), eval_every=max(STEPS // 4, 1), log=print
     )
     stochastic_errors[p] = history.final_test_error
+    stochastic_curves[p] = history
 
 # %% [markdown]
 # `net.opts[k].t` counts the Adam steps of `f_{k+1}`, `net.sgs[k].opt.t` those of
@@ -322,6 +325,31 @@ for p, model in stochastic.items():
         f"p_update {p:3.1f}: test error {100 * stochastic_errors[p]:5.2f}%   "
         f"updates of f_1..f_4 {modules}   of M_2..M_4 {sgs}   (forward passes: {STEPS})"
     )
+
+# %% [markdown]
+# The test error along the way: Bprop, DNI and cDNI (left), and cDNI with modules that
+# update only with probability `p_update` (right).
+
+# %%
+import matplotlib.pyplot as plt
+
+from minidni.plots.tutorial import show
+
+fig, (ax_m, ax_p) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+colors = {"bprop": "black", "dni": "tab:blue", "cdni": "tab:red"}
+for method, h in curves.items():
+    ax_m.plot(
+        h.steps, [100 * e for e in h.test_error], marker=".", color=colors[method], label=method
+    )
+for p, h in stochastic_curves.items():
+    ax_p.plot(h.steps, [100 * e for e in h.test_error], marker=".", label=f"p_update = {p}")
+for ax in (ax_m, ax_p):
+    ax.set(xlabel="step", yscale="log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+ax_m.set(ylabel="MNIST test error (%)", title="every layer decoupled")
+ax_p.set(title="cDNI, stochastic updates")
+show(fig, "02_every_layer_cdni")
 
 # %% [markdown]
 # Training slows down as `p_update` falls, since each module makes fewer updates, but it

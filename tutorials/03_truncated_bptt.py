@@ -295,6 +295,34 @@ if sg:
     print(f"last {min(10, len(sg))} {np.mean(sg[-10:]):.3g}")
 
 # %% [markdown]
+# In pictures: the gradient each input step receives, full BPTT against truncation at
+# T = 2 (left; a gap is an exact zero), and the Copy runs (right: wrong bits per
+# sequence, and the curriculum's pattern length N).
+
+# %%
+import matplotlib.pyplot as plt
+
+from minidni.plots.tutorial import show
+
+fig, (ax_g, ax_c) = plt.subplots(1, 2, figsize=(10, 3.4))
+steps = np.arange(len(full_dx_norms))
+ax_g.semilogy(steps, full_dx_norms, "o-", color="black", label="full BPTT")
+ax_g.semilogy(steps, np.where(truncated_dx_norms > 0, truncated_dx_norms, np.nan), "s--",
+              color="tab:orange", label="truncated, T = 2")  # fmt: skip
+ax_g.set(xlabel="input step t", ylabel="|dL/dx_t|", title="where the gradient reaches")
+ax_n = ax_c.twinx()
+for method, color in (("bptt", "black"), ("dni", "tab:blue")):
+    log = runs[method]["log"]
+    batches_seen = [e["batches"] for e in log]
+    ax_c.plot(batches_seen, [e["bits_error"] for e in log], color=color, label=f"{method} error")
+    ax_n.step(batches_seen, [e["N"] for e in log], ":", color=color, where="post")
+ax_c.set(xlabel="batches", ylabel="wrong bits per sequence", title=f"Copy, T = {TRAIN_T}")
+ax_n.set_ylabel("pattern length N (dotted)")
+for ax in (ax_g, ax_c):
+    ax.legend(fontsize=8)
+show(fig, "03_truncated_bptt")
+
+# %% [markdown]
 # (In FAST mode the numbers mean nothing.) With T = 4, Copy with N = 2 already needs a
 # gradient across a boundary: the second output (step 4) depends on the second input
 # (step 1), three steps back and in the previous segment. Truncated BPTT can still make
@@ -309,7 +337,7 @@ if sg:
 # `sg_r2_zero`, the share of their variance it explains (around their mean, resp. around
 # zero, where a fresh M starts), and `sg_cos`, the cosine between prediction and target.
 # How these and the lengths solved depend on the target's discount, M's learning rate,
-# the criterion and the width of the core is measured in the results document.
+# the criterion and the width of the core is measured in docs/recurrent.md.
 #
 # **Summary.** Truncated BPTT runs the state forward across boundaries but never a
 # gradient backward, so nothing longer than T steps is learned on purpose. Passing the

@@ -87,15 +87,16 @@ print("input-model L2 losses", [round(v, 2) for v in stats["input_loss"]])
 # from what `I` gets wrong.)
 
 # %%
-results = {}
+results, unlock_curves = {}, {}
 for unlock in (False, True):
     rng = backend.RNG(0)
     net = build_unlocked(
         "cdni", SIZES, rng, sg_lr=1e-3, synthetic_inputs=unlock, input_hidden=(256,)
     )
-    history = fit(net, train, test, STEPS, rng.spawn(), eval_every=STEPS)
+    history = fit(net, train, test, STEPS, rng.spawn(), eval_every=max(STEPS // 8, 1))
     results[unlock] = net
     what = "complete unlock" if unlock else "synthetic gradients only"
+    unlock_curves[what] = history
     print(f"{what:>25}: test error {100 * history.final_test_error:.2f}%")
 
 # %% [markdown]
@@ -145,16 +146,40 @@ for t in range(5):
 # staleness cost? Train with k in {0, 4, 16} (synthetic gradients only, cDNI):
 
 # %%
+stale_curves = {}
 for k in (0, 4, 16):
     rng = backend.RNG(0)
     net = build_unlocked(
         "cdni", SIZES, rng, sg_lr=1e-3, schedule=Delayed(k), synthetic_inputs=False
     )
-    history = fit(net, train, test, STEPS, rng.spawn(), eval_every=STEPS)
+    history = fit(net, train, test, STEPS, rng.spawn(), eval_every=max(STEPS // 8, 1))
+    stale_curves[k] = history
     print(f"k = {k:2d}: test error {100 * history.final_test_error:.2f}%")
+
+# %% [markdown]
+# The test error along the way: completely unlocked against synthetic gradients only
+# (left), and backward passes `k` steps stale (right).
+
+# %%
+import matplotlib.pyplot as plt
+
+from minidni.plots.tutorial import show
+
+fig, (ax_u, ax_k) = plt.subplots(1, 2, figsize=(9, 3.4))
+for what, h in unlock_curves.items():
+    ax_u.plot(h.steps, [100 * e for e in h.test_error], marker=".", label=what)
+for k, h in stale_curves.items():
+    ax_k.plot(h.steps, [100 * e for e in h.test_error], marker=".", label=f"k = {k}")
+for ax in (ax_u, ax_k):
+    ax.set(xlabel="step", ylabel="MNIST test error (%)", yscale="log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+ax_u.set(title="cDNI: complete unlock vs gradients only")
+ax_k.set(title="cDNI: stale backward passes")
+show(fig, "04_complete_unlock")
 
 # %% [markdown]
 # The full study, `minidni reproduce unlock --profile quick`, sweeps `p_update` in
 # {1, 0.5, 0.2, 0.1, 0.05} and `k` in {0, 1, 4, 16} for DNI and cDNI, with synthetic
 # gradients only and completely unlocked, and `minidni figures` draws
-# `unlock_p_update.png` and `unlock_staleness.png` (see the README for the numbers).
+# `unlock_p_update.png` and `unlock_staleness.png` (numbers in docs/results.md).

@@ -36,7 +36,8 @@ def configure(name: str, profile: str, overrides: dict | None = None) -> dict:
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
-    return apply_overrides(load(name).PROFILES, profile, overrides)
+    module = load(name)
+    return apply_overrides(module.PROFILES, profile, overrides, getattr(module, "CHOICES", None))
 
 
 def run(
@@ -46,6 +47,5 @@ def run(
 
     ``overrides`` replaces some of the profile's settings (e.g. ``{"steps": 20000}``).
     """
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
+    configure(name, profile, overrides)  # bad names and settings fail before any work
     return load(name).run(profile, Path(out), log, overrides)

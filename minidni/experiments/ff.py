@@ -20,7 +20,7 @@ from pathlib import Path
 from .common import configure, error_table, mlp_job, run_experiment
 
 # Per-method Adam learning rates of the modules and of the SG models. The quick profile's
-# values come from short pilot runs (see README): DNI without labels is steadier with a
+# values come from short pilot runs (see docs/results.md): DNI without labels is steadier with a
 # smaller module learning rate; SG models learn at 1e-3.
 BASE = {
     "width": 256,

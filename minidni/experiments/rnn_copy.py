@@ -75,12 +75,14 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..monitor import Monitor, parameters_of
 from .common import configure, run_experiment
 
 TASKS = ("copy", "repeat_copy")
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
 TRUNCATIONS = [2, 3, 4, 5, 8]
 METHODS = ["bptt", "dni", "dni_aux"]
+CHOICES = {"methods": METHODS, "tasks": TASKS}  # valid names for --set
 
 BASE = {
     "tasks": list(TASKS),
@@ -336,6 +338,7 @@ def _reset_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
 
     task, bits, batch_size = job["task"], job["bits"], job["batch_size"]
     batches = job["budget"] // batch_size
+    monitor = Monitor(batches, unit="batch")  # progress; NaN / inf raise Diverged
     for step in range(1, batches + 1):
         x, y, mask = make_batch(task, data_rng, batch_size, cur, bits)
         model.reset(batch_size)
@@ -344,11 +347,14 @@ def _reset_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
         log.errors.append(bits_error(out["logits"], y, mask))
         log.xents.append(loss / math.log(2.0))  # the summed BCE per sequence, in bits
         log.losses.append(loss)
+        monitor.step(step, loss)
         cur.update(log.errors[-1] if job["criterion"] == "wrong_bits" else log.xents[-1])
         if job["method"] != "bptt":
             log.add_sg(sg_sums(out["segments"]))
         if step % job["log_every"] == 0 or step == batches:
+            monitor.check_parameters(step, parameters_of(model))
             log.write(step * batch_size, cur)
+    monitor.close()
     return batches * batch_size
 
 
@@ -369,6 +375,7 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
     model.reset(batch_size)
     group, finished, previous = [], 0, None
     every = job["log_every"] * batch_size
+    monitor = Monitor(job["budget"], unit="episode")  # progress; NaN / inf raise Diverged
     while finished < job["budget"]:
         x, y, mask = stream.next_segment(T)
         out = model.segment(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
@@ -378,6 +385,7 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
         previous = out
         for ep in stream.score(backend.to_numpy(out["logits"])):
             finished += 1
+            monitor.step(finished, out["loss"])
             log.errors.append(ep.wrong_bits)
             log.xents.append(ep.xent_bits)
             if ep.tag == (cur.n, cur.r):
@@ -386,9 +394,11 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
                     cur.update(float(np.mean(group)))
                     group = []
             if finished % every == 0 or finished == job["budget"]:
+                monitor.check_parameters(finished, parameters_of(model))
                 log.write(finished, cur)
             if finished >= job["budget"]:
                 break
+    monitor.close()
     return finished
 
 
@@ -459,7 +469,9 @@ def solved_lengths(
 ) -> list[int]:
     """``key`` (default: the episode length solved) of every seed of one setting."""
     return [
-        r[key] for r in results["runs"] if (r["task"], r["method"], r["T"]) == (task, method, T)
+        r[key]
+        for r in results["runs"]
+        if (r["task"], r["method"], r["T"]) == (task, method, T) and not r.get("diverged")
     ]
 
 
@@ -476,6 +488,8 @@ def table(results: dict) -> str:
         cells = []
         for m, T in cols:
             v = solved_lengths(results, task, m, T)
-            cells.append(f"{np.median(v):g} ({min(v)}-{max(v)})" if v else "-")
+            ran = any((r["task"], r["method"], r["T"]) == (task, m, T) for r in results["runs"])
+            empty = "diverged" if ran else "-"  # every seed diverged, or none ran
+            cells.append(f"{np.median(v):g} ({min(v)}-{max(v)})" if v else empty)
         lines.append(f"| {TASK_LABELS[task]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

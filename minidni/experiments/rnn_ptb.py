@@ -51,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
-from .common import configure, run_experiment
+from ..monitor import Monitor, parameters_of
+from .common import cell, configure, finished_runs, run_experiment
 from .rnn_copy import TRUNCATIONS, build_model
 
 BASE = {
@@ -105,6 +106,7 @@ PROFILES = {
     },
 }
 LN2 = float(np.log(2.0))
+CHOICES = {"methods": ["bptt", "dni", "dni_aux"]}  # valid names for --set
 
 
 def trained_on(config: dict) -> str:
@@ -169,19 +171,23 @@ def ptb_job(job: dict) -> dict:
     window: list[float] = []
     started, cpu_started = time.perf_counter(), time.process_time()
     step = 0
+    monitor = Monitor(segments, unit="segment")  # progress; NaN / inf raise Diverged
     while step < segments:
         model.reset(B)  # each pass over the split starts from a zero state
         for x, y in ptb_batches(train, B, T):
             out = model.segment(backend.asarray(one_hot_chars(x, vocab)), backend.asarray(y))
             window.append(bits_per_char(out["logits"], y))
             step += 1
+            monitor.step(step, out["loss"])
             if step % job["log_every"] == 0 or step == segments:
+                monitor.check_parameters(step, parameters_of(model))
                 curve["segments"].append(step)
                 curve["chars"].append(step * T * B)
                 curve["train_bpc"].append(round(float(np.mean(window)), 4))
                 window = []
             if step == segments:
                 break
+    monitor.close()
     train_seconds = time.perf_counter() - started
     test_bpc = evaluate_bpc(model, test, job["eval_batch"], job["eval_len"])
     return {
@@ -233,7 +239,17 @@ def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> di
 
 def bpcs_of(results: dict, method: str, T: int) -> list[float]:
     """Test bits per character of every seed of one setting."""
-    return [r["test_bpc"] for r in results["runs"] if (r["method"], r["T"]) == (method, T)]
+    runs = finished_runs(results["runs"])
+    return [r["test_bpc"] for r in runs if (r["method"], r["T"]) == (method, T)]
+
+
+def _cell(results: dict, method: str, T: int) -> str:
+    """Mean test BPC over seeds, or what diverged."""
+    runs = [r for r in results["runs"] if (r["method"], r["T"]) == (method, T)]
+    bpcs = bpcs_of(results, method, T)
+    if len(bpcs) == len(runs) and bpcs:
+        return f"{np.mean(bpcs):.3f}"
+    return cell(bpcs, len(runs), ".3f")
 
 
 def table(results: dict) -> str:
@@ -243,6 +259,6 @@ def table(results: dict) -> str:
     lines = [f"| method (trained on {results['trained_on']}) | {head} |"]
     lines.append("|---" * (len(config["truncations"]) + 1) + "|")
     for method in config["methods"]:
-        cells = [f"{np.mean(bpcs_of(results, method, T)):.3f}" for T in config["truncations"]]
+        cells = [_cell(results, method, T) for T in config["truncations"]]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

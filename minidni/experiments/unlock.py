@@ -27,11 +27,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .. import backend
 from ..train import Dataset
-from .common import configure, job_mnist, mlp_record, run_experiment
+from .common import cell, configure, finished_runs, job_mnist, mlp_record, run_experiment
 from .ff import BASE
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
@@ -177,13 +175,19 @@ def columns(config: dict) -> list[tuple[str, str]]:
     return [(method, mode) for mode in config["modes"] for method in config["methods"]]
 
 
-def errors(results: dict, method: str, mode: str, p: float, k: int) -> list[float]:
-    """Final test errors (%) over seeds of one setting."""
+def setting_runs(results: dict, method: str, mode: str, p: float, k: int) -> list[dict]:
+    """The runs (every seed, diverged or not) of one setting."""
     return [
-        100 * r["final_test_error"]
+        r
         for r in results["runs"]
         if (r["method"], r["mode"], r["p_update"], r["staleness"]) == (method, mode, p, k)
     ]
+
+
+def errors(results: dict, method: str, mode: str, p: float, k: int) -> list[float]:
+    """Final test errors (%) over the seeds of one setting that did not diverge."""
+    runs = finished_runs(setting_runs(results, method, mode, p, k))
+    return [100 * r["final_test_error"] for r in runs]
 
 
 def table(results: dict) -> str:
@@ -201,7 +205,7 @@ def table(results: dict) -> str:
             cells = []
             for method, mode in cols:
                 e = errors(results, method, mode, p, k)
-                cells.append(f"{np.mean(e):.2f} ({min(e):.2f}-{max(e):.2f})")
+                cells.append(cell(e, len(setting_runs(results, method, mode, p, k))))
             lines.append(f"| {p if label == 'p_update' else k} | " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)

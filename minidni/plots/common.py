@@ -20,12 +20,20 @@ LABELS = {"bprop": "Bprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT", "dni_a
 
 
 def load(results_dir: Path, name: str) -> dict | None:
-    """``<results_dir>/<name>.json``, or None (with a note) when it is not there."""
+    """``<results_dir>/<name>.json``, or None (with a note) when it is not there.
+
+    Diverged runs move from ``runs`` to ``diverged_runs``: figures draw the runs that
+    finished, and their caption (:func:`subtitle`) says how many diverged."""
     path = Path(results_dir) / f"{name}.json"
     if not path.exists():
         print(f"skipping {name}: {path} not found (run: minidni reproduce {name})")
         return None
-    return json.loads(path.read_text())
+    results = json.loads(path.read_text())
+    results["diverged_runs"] = [r for r in results["runs"] if r.get("diverged")]
+    results["runs"] = [r for r in results["runs"] if not r.get("diverged")]
+    if not results.get("complete", True):
+        print(f"{name}: {path} holds only the runs finished so far (an interrupted run)")
+    return results
 
 
 def mean_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -34,11 +42,22 @@ def mean_band(curves: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.nda
     return a.mean(axis=0), a.min(axis=0), a.max(axis=0)
 
 
+def error_bars(groups: list[list[float]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Means of ``groups`` and their (below, above) min-max bars; NaN (not drawn) for a
+    group left empty because every run of it diverged."""
+    mean = np.array([np.mean(g) if g else np.nan for g in groups])
+    low = np.array([np.min(g) if g else np.nan for g in groups])
+    high = np.array([np.max(g) if g else np.nan for g in groups])
+    return mean, [mean - low, high - mean]
+
+
 def subtitle(results: dict) -> str:
     """'profile quick, 3 seeds, 1234 s' for a figure's caption line."""
+    diverged = len(results.get("diverged_runs", []))
     return (
         f"profile {results['profile']}, {len(results['seeds'])} seed(s), "
         f"wall {results['wall_seconds']:.0f} s, backend {results['environment']['backend']}"
+        + (f"; {diverged} run(s) DIVERGED, not drawn" if diverged else "")
     )
 
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import COLORS, LABELS, load, mean_band, plain_log_y, save_figure, subtitle
+from .common import (
+    COLORS,
+    LABELS,
+    error_bars,
+    load,
+    mean_band,
+    plain_log_y,
+    save_figure,
+    subtitle,
+)
 
 
 def plot_ff(results: dict, path: Path) -> Path:
@@ -20,6 +29,8 @@ def plot_ff(results: dict, path: Path) -> Path:
     for ax, depth in zip(axes[0], depths):
         for method in config["methods"]:
             runs = [r for r in results["runs"] if r["depth"] == depth and r["method"] == method]
+            if not runs:  # every seed diverged (the caption says so)
+                continue
             steps = runs[0]["steps_evaluated"]
             mean, low, high = mean_band([100 * np.asarray(r["test_error"]) for r in runs])
             ax.plot(steps, mean, color=COLORS[method], label=LABELS[method])
@@ -48,9 +59,7 @@ def plot_update_prob(results: dict, path: Path) -> Path:
             ]
             for p in ps
         ]
-        mean = np.array([np.mean(e) for e in errs])
-        low = mean - np.array([np.min(e) for e in errs])
-        high = np.array([np.max(e) for e in errs]) - mean
+        mean, (low, high) = error_bars(errs)
         ax.errorbar(
             ps,
             mean,

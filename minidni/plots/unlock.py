@@ -9,16 +9,14 @@ import numpy as np
 from matplotlib import ticker
 
 from ..experiments.unlock import MODE_LABELS, errors
-from .common import COLORS, LABELS, load, plain_log_y, save_figure, subtitle
+from .common import COLORS, LABELS, error_bars, load, plain_log_y, save_figure, subtitle
 
 LINESTYLES = {"sg": "-", "unlock": "--"}
 
 
 def _errorbar(ax, xs, errs: list[list[float]], method: str, mode: str, label: str) -> None:
     """Mean over seeds with min-max bars."""
-    mean = np.array([np.mean(e) for e in errs])
-    low = mean - np.array([np.min(e) for e in errs])
-    high = np.array([np.max(e) for e in errs]) - mean
+    mean, (low, high) = error_bars(errs)
     ax.errorbar(
         xs,
         mean,

@@ -1,0 +1,46 @@
+"""Every tutorial chapter is committed as an executed notebook whose code is the script's.
+
+The scripts (``tutorials/NN_*.py``) are the source of truth and what the other tutorial
+tests run; ``python tutorials/make_notebooks.py`` regenerates the notebooks. These
+checks are cheap (no notebook is executed here): the notebook's code cells equal the
+script's, every code cell ran (in order), none ended in an error, and the chapter's
+figure is in the notebook, so a reader browsing the repository sees it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+jupytext = pytest.importorskip("jupytext", reason="the test extra installs jupytext")
+nbformat = pytest.importorskip("nbformat")
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
+CHAPTERS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
+REGENERATE = "run: MINIDNI_DATA_DIR=../shared/data python tutorials/make_notebooks.py"
+
+
+def code_cells(notebook) -> list:
+    return [c for c in notebook.cells if c.cell_type == "code"]
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 4
+
+
+@pytest.mark.parametrize("script", CHAPTERS, ids=lambda p: p.name)
+def test_notebook_is_the_executed_script(script):
+    path = script.with_suffix(".ipynb")
+    assert path.exists(), f"{path.name} is missing; {REGENERATE}"
+    notebook = nbformat.read(path, as_version=4)
+    cells = code_cells(notebook)
+    expected = [c.source for c in code_cells(jupytext.read(script))]
+    assert [c.source for c in cells] == expected, f"{path.name} is out of date; {REGENERATE}"
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), "not executed"
+    outputs = [o for c in cells for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images, f"{path.name} shows no figure"
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "FAST=True" not in text, f"{path.name} was executed in FAST mode; {REGENERATE}"
