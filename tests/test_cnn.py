@@ -83,15 +83,16 @@ def test_fresh_conv_sg_models_leave_all_but_the_last_module_unchanged(xp, method
 
 
 @pytest.mark.parametrize("hidden", [(), (3,)])
-def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(xp, hidden):
+def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(hidden):
     """delta_hat has h's shape; with labels as context, a few hundred updates fit a
-    target that is a fixed spatial map per label (what a linear cDNI model can express)."""
+    target that is a fixed spatial map per label (what a linear cDNI model can express).
+    NumPy only: a learning check; the layers' arithmetic is checked on every backend."""
     rng = RNG(5)
     shape = (2, 5, 4)
     sg = ConvSyntheticGradient(shape, rng, d_context=3, hidden=hidden, k=3, lr=1e-2)
     maps = rng.normal((3, *shape))
     losses = []
-    for _ in range(300):
+    for _ in range(200):
         labels = backend.asarray(rng.np.integers(0, 3, size=16))
         h = rng.normal((16, *shape))
         c = backend.one_hot(labels, 3)
