@@ -93,3 +93,40 @@ def bench_lstm(
         result[label] = ms = time_step(model, x, y, steps, step=model.segment)
         print(f"{label:<24}{ms:8.2f} ms/segment")
     return result
+
+
+def bench_cnn(
+    batch: int = 64,
+    steps: int = 20,
+    channels: Sequence[int] = (16, 16, 16),
+    methods: Sequence[str] = ("bprop", "cdni", "dni"),
+) -> dict[str, float]:
+    """Median ms per training step of the MNIST CNN of ``minidni reproduce ff-cnn``
+    (quick profile: 5x5 convs of ``channels``, linear convolutional SG models), float32.
+
+    The methods' steps are *interleaved* (one step of each in turn), so that a load that
+    changes over time (other jobs on a shared machine) affects them alike and their
+    ratios stay meaningful. Returns ``{method: ms}`` and prints the ratios to Bprop.
+    """
+    from .cnn import build_cnn
+
+    rng = backend.RNG(0)
+    x = rng.normal((batch, 1, 28, 28))
+    y = backend.asarray(rng.np.integers(0, 10, size=batch))
+    nets = {m: build_cnn(m, (1, 28, 28), channels, rng) for m in methods}
+    for net in nets.values():  # warm-up
+        net.step(x, y)
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(steps):
+        for m, net in nets.items():
+            _sync()
+            start = time.perf_counter()
+            net.step(x, y)
+            _sync()
+            times[m].append(1e3 * (time.perf_counter() - start))
+    print(f"backend {backend.get_backend()}, float32, batch {batch}, CNN conv {list(channels)}")
+    result = {m: statistics.median(t) for m, t in times.items()}
+    for m, ms in result.items():
+        ratio = f"  ({ms / result[methods[0]]:.2f} x {methods[0]})" if m != methods[0] else ""
+        print(f"cnn {m:<20}{ms:8.2f} ms/step{ratio}")
+    return result

@@ -4,7 +4,7 @@ minidni demo                      MNIST MLP: backprop and every-layer cDNI side 
 minidni gradcheck                 finite-difference check of every layer and loss
 minidni reproduce NAME --profile smoke|quick|full --out DIR [--set KEY=VALUE ...]
 minidni figures [--results DIR] [--out figures/]
-minidni bench                     milliseconds per training step
+minidni bench [--cnn]             milliseconds per training step
 """
 
 from __future__ import annotations
@@ -79,9 +79,12 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import bench
+    from .bench import bench, bench_cnn
 
-    bench(batch=args.batch, steps=args.steps)
+    if args.cnn:
+        bench_cnn(batch=args.batch or 64, steps=args.steps)
+    else:
+        bench(batch=args.batch or 256, steps=args.steps)
     return 0
 
 
@@ -127,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_figures)
 
     p = sub.add_parser("bench", help="milliseconds per training step")
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=None, help="default: 256 (MLP), 64 (--cnn)")
     p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--cnn", action="store_true", help="the ff-cnn CNN instead (Bprop, cDNI, DNI)")
     p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)

@@ -149,3 +149,15 @@ def test_bootstrapped_cnn_target_is_the_backpropagated_synthetic_gradient(xp, fl
 
     target = recorded["t"]
     assert check_directional(objective, lambda: state["h"], put, target, rng, n_random=8) < 1e-6
+
+
+def test_bench_cnn_prints_ms_per_step_and_ratios(capsys):
+    """``minidni bench --cnn`` times Bprop, cDNI and DNI steps of the CNN, interleaved."""
+    from minidni.cli import main
+
+    assert main(["bench", "--cnn", "--batch", "4", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 4, CNN conv [16, 16, 16]" in out
+    for method in ("bprop", "cdni", "dni"):
+        assert f"cnn {method}" in out
+    assert out.count("x bprop") == 2
