@@ -155,7 +155,14 @@ def cnn_job(job: dict) -> dict:
         sg_hidden=tuple(job["sg_hidden"]),
         sg_lr=job["sg_lr"],
     )
-    history = fit(net, train, test, job["steps"], rng.spawn(), job["batch_size"], job["eval_every"])
+    name = f"{job['dataset']} {job['method']} seed={job['seed']}"
+
+    def progress(line: str) -> None:  # one line per evaluation: a long run shows its curve
+        print(f"  [{name}] {line}", flush=True)
+
+    history = fit(
+        net, train, test, job["steps"], rng.spawn(), job["batch_size"], job["eval_every"], progress
+    )
     return mlp_record(job, history)
 
 
