@@ -160,4 +160,4 @@ def test_bench_cnn_prints_ms_per_step_and_ratios(capsys):
     assert "batch 4, CNN conv [16, 16, 16]" in out
     for method in ("bprop", "cdni", "dni"):
         assert f"cnn {method}" in out
-    assert out.count("x bprop") == 2
+    assert out.count("x bprop") == 2 and out.count("ms/step CPU") == 3
