@@ -131,22 +131,15 @@ class Conv2d(_Spatial):
                 f"Conv2d: need k >= 1, stride >= 1 and 0 <= padding < k, "
                 f"got k={k}, stride={stride}, padding={padding}"
             )
-        self.channels, self.c_out, self.k, self.stride, self.padding = (
-            c_in,
-            c_out,
-            k,
-            stride,
-            padding,
-        )
+        self.channels, self.c_out = c_in, c_out
+        self.k, self.stride, self.padding = k, stride, padding
+        xp = backend.namespace()
         w = init_weight(rng, c_in * k * k, c_out, init)  # (C_in K K, C_out)
-        w = backend.namespace().reshape(
-            backend.namespace().permute_dims(w, (1, 0)), (c_out, c_in, k, k)
-        )
-        self.W = Parameter(w, "W")
+        self.W = Parameter(xp.reshape(xp.permute_dims(w, (1, 0)), (c_out, c_in, k, k)), "W")
         self.b = Parameter(zeros((c_out,)), "b") if bias else None
 
     def __repr__(self) -> str:
-        extra = "" if self.b else ", bias=False"
+        extra = "" if self.b is not None else ", bias=False"
         return (
             f"Conv2d({self.channels}, {self.c_out}, k={self.k}, stride={self.stride}, "
             f"padding={self.padding}{extra})"
