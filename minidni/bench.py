@@ -430,3 +430,50 @@ def memory(steps: int = 1000, batch: int = 256, every: int | None = None) -> dic
         for i, cur, peak in rows:
             print(f"{i:>8}{cur:>10.1f}{peak:>10.1f}")
     return result
+
+
+def bench_cnn(
+    batch: int = 64,
+    steps: int = 20,
+    channels: Sequence[int] = (16, 16, 16),
+    methods: Sequence[str] = ("bprop", "cdni", "dni"),
+) -> dict[str, tuple[float, float]]:
+    """Median ms per training step of the MNIST CNN of ``minidni reproduce ff-cnn``
+    (quick profile: 5x5 convs of ``channels``, linear convolutional SG models), float32:
+    wall-clock time and this process's CPU time (``time.process_time``).
+
+    The methods' steps are *interleaved* (one step of each in turn), so that a load that
+    changes over time (other jobs on a shared machine) affects them alike and their
+    ratios stay meaningful; on a loaded machine the CPU time is the better measure of the
+    work a step does (it excludes the time spent waiting for a core). Returns ``{method:
+    (wall ms, cpu ms)}`` and prints the ratios to the first method.
+    """
+    from .cnn import build_cnn
+
+    rng = backend.RNG(0)
+    x = rng.normal((batch, 1, 28, 28))
+    y = backend.asarray(rng.np.integers(0, 10, size=batch))
+    nets = {m: build_cnn(m, (1, 28, 28), channels, rng) for m in methods}
+    for net in nets.values():  # warm-up
+        net.step(x, y)
+    wall: dict[str, list[float]] = {m: [] for m in methods}
+    cpu: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(steps):
+        for m, net in nets.items():
+            _sync()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            net.step(x, y)
+            _sync()
+            wall[m].append(1e3 * (time.perf_counter() - start))
+            cpu[m].append(1e3 * (time.process_time() - start_cpu))
+    print(f"backend {backend.get_backend()}, float32, batch {batch}, CNN conv {list(channels)}")
+    result = {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in methods}
+    first = methods[0]
+    for m, (w, c) in result.items():
+        ratio = (
+            ""
+            if m == first
+            else f"  ({w / result[first][0]:.2f} / {c / result[first][1]:.2f} x {first})"
+        )
+        print(f"cnn {m:<8}{w:9.1f} ms/step wall {c:9.1f} ms/step CPU{ratio}")
+    return result

@@ -9,7 +9,7 @@ ends the command with one line on stderr and exit status 2 (:class:`Parser`).
 Commands: demo (MNIST MLP, backprop and every-layer cDNI side by side), gradcheck
 (finite-difference check of every layer and loss), reproduce NAME (a paper experiment),
 figures (draw the figures from results files), bench (milliseconds per training step,
-optionally beside PyTorch, or resident memory over many steps).
+optionally beside PyTorch, or resident memory over many steps; --cnn: the CNN).
 """
 
 from __future__ import annotations
@@ -98,19 +98,21 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import bench, memory
+    from .bench import bench, bench_cnn, memory
 
-    if args.memory:
-        memory(steps=args.memory, batch=args.batch)
+    if args.cnn:
+        bench_cnn(batch=args.batch or 64, steps=args.steps)
         return 0
-    depths = args.depths
+    if args.memory:
+        memory(steps=args.memory, batch=args.batch or 256)
+        return 0
     bench(
-        batch=args.batch,
+        batch=args.batch or 256,
         steps=args.steps,
         rounds=args.rounds,
         warmup=args.warmup,
         compare=args.compare,
-        depths=depths,
+        depths=args.depths,
         lstm=not args.no_lstm,
         threads=args.threads,
         clock=args.clock,
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "--compare torch, the same models in PyTorch beside them.",
     )
     p.add_argument("--compare", choices=["torch"], help="also time the same models in PyTorch")
-    p.add_argument("--batch", type=_whole(1), default=256, help="MLP batch size (default 256)")
+    p.add_argument("--batch", type=_whole(1), help="batch size (default: 256 MLP, 64 CNN)")
     p.add_argument("--steps", type=_whole(1), default=40, help="timed steps per round")
     p.add_argument("--rounds", type=_whole(1), default=3, help="interleaved rounds (median)")
     p.add_argument("--warmup", type=_whole(0), default=5, help="untimed steps per model first")
@@ -303,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--memory", type=_whole(1), metavar="STEPS", help="instead: resident memory over STEPS"
     )
+    p.add_argument("--cnn", action="store_true", help="the ff-cnn CNN instead (Bprop, cDNI, DNI)")
     p.set_defaults(func=_bench)
 
     try:

@@ -201,7 +201,7 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
 
     Call inside ``backend.use_dtype("float64")``. ``minidni gradcheck`` prints these.
     """
-    from . import layers, losses, lstm
+    from . import conv, layers, losses, lstm, pooling
 
     b, d_in, d_out = 5, 4, 3
 
@@ -230,6 +230,17 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
         module = lstm.SeqLinear(d_in, d_out, rng)
         return max(check_module(module, rng.normal((b, 3, d_in)), rng).values())
 
+    def map_case(make: Callable[[], Module], shape: tuple, train: bool = True):
+        """A layer on (B, C, H, W) maps, with a Gaussian input of ``shape``."""
+
+        def run() -> float:
+            module = make()
+            if not train:  # give the running statistics non-trivial values first
+                module.forward(rng.normal(shape) * 2.0 + 0.5, True)
+            return max(check_module(module, rng.normal(shape), rng, train=train).values())
+
+        return run
+
     def loss_case(fn: Callable, make_target: Callable[[], Array]):
         return lambda: check_loss(fn, rng.normal((b, d_out)), make_target(), rng)
 
@@ -247,6 +258,13 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
         ("LSTM (T=6, zero state)", lstm_case(6, 3, random_state=False)),
         ("LSTM (T=4, state in+out)", lstm_case(4, 2, random_state=True)),
         ("SeqLinear (T=3)", seq_linear_case),
+        ("Conv2d (k=3, s=1, p=1)", map_case(lambda: conv.Conv2d(2, 3, 3, rng, 1, 1), (2, 2, 5, 4))),
+        ("Conv2d (k=3, s=2, p=0)", map_case(lambda: conv.Conv2d(2, 3, 3, rng, 2, 0), (2, 2, 7, 6))),
+        ("MaxPool2d (k=3, s=2, p=1)", map_case(lambda: pooling.MaxPool2d(3, 2, 1), (2, 2, 5, 4))),
+        ("AvgPool2d (k=3, s=2, p=1)", map_case(lambda: pooling.AvgPool2d(3, 2, 1), (2, 2, 5, 4))),
+        ("BatchNorm2d (train)", map_case(lambda: conv.BatchNorm2d(2), (2, 2, 3, 3))),
+        ("BatchNorm2d (eval)", map_case(lambda: conv.BatchNorm2d(2), (2, 2, 3, 3), False)),
+        ("Flatten", map_case(conv.Flatten, (2, 2, 3, 3))),
         ("softmax_cross_entropy", loss_case(losses.softmax_cross_entropy, labels)),
         ("mse", loss_case(losses.mse, lambda: rng.normal((b, d_out)))),
         ("sigmoid_bce", loss_case(losses.sigmoid_bce, lambda: rng.uniform((b, d_out)))),

@@ -59,3 +59,7 @@ def test_chapter_02_every_layer_cdni(monkeypatch, mnist_dir, tmp_path):
     assert all(t < steps for t in g["update_counts"][0.2])
     assert set(g["stochastic_errors"]) == {1.0, 0.5, 0.2}
     assert set(g["errors"]) == {"bprop", "dni", "cdni"}
+    # section 5: the SG models of the CNN return maps of their activation's shape
+    assert [h for h, _ in g["cnn_shapes"]] == [(8, 4, 14, 14), (8, 4, 7, 7), (8, 4, 4, 4)]
+    assert all(h == d for h, d in g["cnn_shapes"])
+    assert set(g["cnn_errors"]) == {"bprop", "cdni"}

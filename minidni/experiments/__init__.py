@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "rnn-copy": "minidni.experiments.rnn_copy",
     "rnn-ptb": "minidni.experiments.rnn_ptb",
     "unlock": "minidni.experiments.unlock",
+    "ff-cnn": "minidni.experiments.ff_cnn",
 }
 PROFILE_NAMES = ("smoke", "quick", "full")
 

@@ -1,0 +1,163 @@
+"""Every-layer-decoupled CNNs (minidni.cnn): the DNI properties hold for feature maps too."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from minidni import backend
+from minidni.backend import RNG, to_numpy
+from minidni.cnn import ConvSyntheticGradient, build_cnn, cnn_shapes
+from minidni.gradcheck import check_directional
+from minidni.losses import softmax_cross_entropy
+
+IN_SHAPE = (2, 9, 8)  # (C, H, W): small, non-square, not a power of two
+CHANNELS = (3, 4, 3)
+
+
+def batch(rng: RNG, n: int = 6):
+    x = rng.normal((n, *IN_SHAPE))
+    y = backend.asarray(rng.np.integers(0, 10, size=n))
+    return x, y
+
+
+def params(net) -> list[np.ndarray]:
+    return [to_numpy(p.value).copy() for m in net.modules for p in m.parameters()]
+
+
+class OracleSG:
+    """The true gradient ``delta_i`` (per-example units), by backprop through deep copies
+    of the modules after the boundary; any activation shape. It never learns."""
+
+    def __init__(self, net, i: int):
+        self.net, self.i, self.d_context = net, i, net.n_classes
+
+    def predict(self, h, c):
+        labels = backend.namespace().argmax(c, axis=1)
+        downstream = copy.deepcopy(self.net.modules[self.i + 1 :])
+        out, caches = h, []
+        for f in downstream:
+            out, cache = f.forward(out)
+            caches.append(cache)
+        _, delta = softmax_cross_entropy(out, labels)
+        for f, cache in zip(reversed(downstream), reversed(caches)):
+            delta = f.backward(delta, cache)
+        return delta * h.shape[0], None
+
+    def update(self, cache, prediction, target):
+        return 0.0
+
+
+def test_oracle_synthetic_gradients_reproduce_backprop_in_a_cnn(xp, float64):
+    """With an oracle in place of every SG model, decoupled CNN training *is* backprop:
+    the same parameters after 4 steps, to 1e-10 (through Conv2d, BatchNorm2d, max and
+    average pooling and Flatten)."""
+    bprop = build_cnn("bprop", IN_SHAPE, CHANNELS, RNG(3))
+    dni = build_cnn("cdni", IN_SHAPE, CHANNELS, RNG(3))
+    dni.sgs = [OracleSG(dni, i) for i in range(len(dni.modules) - 1)]
+    data = RNG(4)
+    for _ in range(4):
+        x, y = batch(data)
+        bprop.step(x, y)
+        dni.step(x, y)
+    before = params(build_cnn("bprop", IN_SHAPE, CHANNELS, RNG(3)))
+    for a, b, c in zip(params(bprop), params(dni), before, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+        assert not np.array_equal(a, c)  # every parameter moved
+
+
+@pytest.mark.parametrize("method", ["dni", "cdni"])
+def test_fresh_conv_sg_models_leave_all_but_the_last_module_unchanged(xp, method):
+    """Zero-initialised SG outputs (and label map): delta_hat = 0 at first."""
+    net = build_cnn(method, IN_SHAPE, CHANNELS, RNG(0), sg_hidden=(2,))
+    before = params(net)
+    net.step(*batch(RNG(1)))
+    after = params(net)
+    n_last = len(net.modules[-1].parameters())
+    for i, (b, a) in enumerate(zip(before, after)):
+        assert np.array_equal(a, b) == (i < len(before) - n_last), f"parameter {i}"
+    sg_loss = net.step(*batch(RNG(2)))["sg_loss"]
+    assert all(loss is not None for loss in sg_loss) and sg_loss[-1] > 0
+
+
+@pytest.mark.parametrize("hidden", [(), (3,)])
+def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(hidden):
+    """delta_hat has h's shape; with labels as context, a few hundred updates fit a
+    target that is a fixed spatial map per label (what a linear cDNI model can express).
+    NumPy only: a learning check; the layers' arithmetic is checked on every backend."""
+    rng = RNG(5)
+    shape = (2, 5, 4)
+    sg = ConvSyntheticGradient(shape, rng, d_context=3, hidden=hidden, k=3, lr=1e-2)
+    maps = rng.normal((3, *shape))
+    losses = []
+    for _ in range(200):
+        labels = backend.asarray(rng.np.integers(0, 3, size=16))
+        h = rng.normal((16, *shape))
+        c = backend.one_hot(labels, 3)
+        delta_hat, cache = sg.predict(h, c)
+        assert tuple(delta_hat.shape) == (16, *shape)
+        target = backend.namespace().take(maps, labels, axis=0)
+        losses.append(sg.update(cache, delta_hat, target))
+    assert losses[-1] < 0.05 * losses[0]
+    with pytest.raises(ValueError, match="d_context=3"):
+        sg.predict(rng.normal((2, *shape)))
+
+
+def test_cnn_shapes_and_logits(xp):
+    """Pooling (3x3, stride 2, padding 1) takes each map to ceil(n / 2)."""
+    assert cnn_shapes((1, 28, 28), (16, 16, 16)) == [(16, 14, 14), (16, 7, 7), (16, 4, 4)]
+    assert cnn_shapes((3, 32, 32), (8, 8)) == [(8, 16, 16), (8, 8, 8)]
+    net = build_cnn("dni", IN_SHAPE, CHANNELS, RNG(0))
+    x, y = batch(RNG(1))
+    assert tuple(net.predict(x).shape) == (6, 10)
+    assert [sg.shape for sg in net.sgs] == cnn_shapes(IN_SHAPE, CHANNELS)
+    with pytest.raises(ValueError, match="unknown method"):
+        build_cnn("dfa", IN_SHAPE, CHANNELS, RNG(0))
+
+
+def test_bootstrapped_cnn_target_is_the_backpropagated_synthetic_gradient(xp, float64):
+    """M_i's target equals (dh_i/dh_{i-1})^T delta_hat_i, checked by finite differences
+    through a conv module (conv, batch norm, ReLU, average pooling)."""
+    rng = RNG(7)
+    net = build_cnn("cdni", IN_SHAPE, CHANNELS, rng)
+    for sg in net.sgs:  # non-zero SG outputs so that delta_hat != 0
+        last = sg.net.layers[-1]
+        last.W.value = rng.normal(last.W.shape, 0.5)
+    i = 1
+    x, y = batch(RNG(8))
+    c = backend.one_hot(y, 10)
+    module = copy.deepcopy(net.modules[i])
+    h_prev = net.forward(x)[0][i]
+    delta_hat, _ = copy.deepcopy(net.sgs[i]).predict(module.forward(h_prev)[0], c)
+
+    recorded = {}
+    update = net.sgs[i - 1].update
+    net.sgs[i - 1].update = lambda cache, pred, target: (
+        recorded.setdefault("t", target) is None or update(cache, pred, target)
+    )
+    net.step(x, y)
+    state = {"h": h_prev}
+
+    def objective() -> float:  # its gradient w.r.t. h_{i-1} is J^T delta_hat
+        out = module.forward(state["h"])[0]
+        return backend.to_float(backend.namespace().sum(out * delta_hat))
+
+    def put(v) -> None:
+        state["h"] = v
+
+    target = recorded["t"]
+    assert check_directional(objective, lambda: state["h"], put, target, rng, n_random=8) < 1e-6
+
+
+def test_bench_cnn_prints_ms_per_step_and_ratios(capsys):
+    """``minidni bench --cnn`` times Bprop, cDNI and DNI steps of the CNN, interleaved."""
+    from minidni.cli import main
+
+    assert main(["bench", "--cnn", "--batch", "4", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "batch 4, CNN conv [16, 16, 16]" in out
+    for method in ("bprop", "cdni", "dni"):
+        assert f"cnn {method}" in out
+    assert out.count("x bprop") == 2 and out.count("ms/step CPU") == 3
