@@ -121,6 +121,12 @@ def build_chain(
     return Chain(modules, sgs, inputs)
 
 
+def module_lr(mode: str, config: dict) -> float:
+    """The modules' Adam learning rate: ``config["lr"]``, one number or one per mode."""
+    lr = config["lr"]
+    return lr[mode] if isinstance(lr, dict) else lr
+
+
 def delays(k: int, n: int) -> list[int]:
     """Staleness per module: ``k`` for each module that waits for a gradient message, 0
     for the last, which computes its true gradient itself."""
@@ -132,12 +138,18 @@ def simulated(mode: str, chain: Chain, config: dict) -> DecoupledNet:
     equals: plain backprop for locked, else UnlockedNet with ``Delayed``."""
     n_classes = config["layout"][-1][-1]
     if mode == "locked":
-        return DecoupledNet(chain.modules, None, config["lr"], n_classes)
+        return DecoupledNet(chain.modules, None, module_lr(mode, config), n_classes)
     k = config["staleness"] if config["staleness"] is not None else 1
     inputs = chain.inputs if mode == "unlock" else None
     schedule = Delayed(delays(k, len(chain.modules)))
     return UnlockedNet(
-        chain.modules, chain.sgs, inputs, config["lr"], n_classes, schedule, input_targets="sent"
+        chain.modules,
+        chain.sgs,
+        inputs,
+        module_lr(mode, config),
+        n_classes,
+        schedule,
+        input_targets="sent",
     )
 
 
@@ -196,7 +208,7 @@ class Rank:
         self.link, self.mode = link, mode
         self.r, self.n = link.rank, link.size
         self.module = chain.modules[self.r]
-        self.opt = Adam(self.module.parameters(), lr=config["lr"])
+        self.opt = Adam(self.module.parameters(), lr=module_lr(mode, config))
         self.sg = chain.sgs[self.r - 1] if chain.sgs is not None and self.r > 0 else None
         self.inp = chain.inputs[self.r]
         self.n_classes = config["layout"][-1][-1]
