@@ -3,10 +3,11 @@
 A pipeline (:mod:`minidni.pipeline`) sends three kinds of message, each a pickled tuple
 that starts with the step it belongs to:
 
-- ``FORWARD``  rank r -> r+1: ``(t, h_r, labels)``, module r's output of step t and the
-  batch's labels (the last module and cDNI need them; they travel with the data);
-- ``GRADIENT`` rank r+1 -> r: ``(t, delta)``, the gradient for module r's output of step
-  t: ``delta_hat_r = M_{r+1}(h_r, c)`` (DNI) or the true ``delta_r`` (locked backprop);
+- ``FORWARD``  rank r -> r+1: ``(t, h_{r+1}, labels)``, the output of rank r's module
+  ``f_{r+1}`` at step t and the batch's labels (the last module and cDNI need them; they
+  travel with the data);
+- ``GRADIENT`` rank r+1 -> r: ``(t, delta)``, the gradient for that output:
+  ``delta_hat_{r+1} = M_{r+2}(h_{r+1}, c)`` (DNI) or the true ``delta_{r+1}`` (locked);
 - ``RESULT``   rank r -> 0 at the end: what rank r measured.
 
 Sends are non-blocking (``isend``). A receive polls (``iprobe``) until its message is

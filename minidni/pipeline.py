@@ -5,29 +5,32 @@ gradient need not wait for the rest of the network. :mod:`minidni.unlock` *simul
 that in one process; here each module runs on its own rank (mpi4py) and the ranks only
 exchange messages (:mod:`minidni.messages`).
 
-Placement, for K ranks and K modules (ranks and modules 0-based; module r is ``f_{r+1}``):
+Placement, for K ranks and K modules. MPI ranks count from 0, the paper's modules from
+1: rank r runs module ``f_{r+1}``, whose input is ``h_r`` (``h_0 = x``) and output
+``h_{r+1}``.
 
-- rank r owns module r and its Adam optimizer;
-- rank r > 0 also owns the SG model of the boundary *before* it, ``M_r``, which predicts
-  ``delta_hat_{r-1} = M_r(h_{r-1}, c)`` for the activations it receives, and (complete
-  unlock) the synthetic-input model ``I_r(x)`` of its own input. So ``M_r`` is trained
-  where its target is computed (module r's backward pass) and never waits for it;
+- rank r owns ``f_{r+1}`` and its Adam optimizer;
+- rank r > 0 also owns the SG model of the boundary *before* it, ``M_{r+1}``, which
+  predicts ``delta_hat_r = M_{r+1}(h_r, c)`` for the activations it receives, and
+  (complete unlock) the synthetic-input model ``I_{r+1}(x)`` of its own input. So
+  ``M_{r+1}`` is trained where its target is computed (``f_{r+1}``'s backward pass) and
+  never waits for it;
 - every rank draws the same minibatches (same seed); labels also travel with the
   activations, and rank 0 (and in complete unlock every rank) reads x.
 
 One step t of rank r, by ``mode``:
 
-- ``locked`` (backprop across ranks): forward, send ``h_r`` on, wait for the true
-  ``delta_r`` from rank r+1, backpropagate, send ``delta_{r-1}`` back, update. Every rank
+- ``locked`` (backprop across ranks): forward, send ``h_{r+1}`` on, wait for the true
+  ``delta_{r+1}`` from rank r+1, backpropagate, send ``delta_r`` back, update. Every rank
   waits for every later one: nothing runs in parallel but the messages.
-- ``dni`` / ``cdni``: receive ``h_{r-1}`` (rank r > 0), predict ``delta_hat_{r-1}`` and
-  send it back at once; forward, send ``h_r`` on; backpropagate the gradient for one of
-  module r's earlier forward passes (the last rank: the true loss gradient of this step)
-  and update; the input gradient that falls out is ``M_r``'s (bootstrapped) target.
+- ``dni`` / ``cdni``: receive ``h_r`` (rank r > 0), predict ``delta_hat_r`` and send it
+  back at once; forward, send ``h_{r+1}`` on; backpropagate the gradient for one of the
+  module's earlier forward passes (the last rank: the true loss gradient of this step)
+  and update; the input gradient that falls out is ``M_{r+1}``'s (bootstrapped) target.
   While rank r+1 works on step t, rank r already works on step t+1: a pipeline.
 - ``unlock`` (complete unlock, cDNI + synthetic inputs): as cdni, but module r > 0 runs
-  on ``I_r(x)`` instead of the received ``h_{r-1}``; the received ``h_tilde_{r-1}`` (what
-  module r-1 computed on *its* input) is ``M_r``'s input and ``I_r``'s target
+  on ``I_{r+1}(x)`` instead of the received ``h_r``; the received ``h_tilde_r`` (what
+  ``f_r`` computed on *its* input) is ``M_{r+1}``'s input and ``I_{r+1}``'s target
   (:class:`~minidni.unlock.UnlockedNet` with ``input_targets="sent"``).
 
 When does module r backpropagate the gradient of its step s? With ``staleness=k``
@@ -81,8 +84,8 @@ def stage_module(sizes: Sequence[int], rng: backend.RNG, last: bool) -> Module:
 
 @dataclass
 class Chain:
-    """The whole network: K modules, the K-1 SG models ``sgs[r-1] = M_r`` and the
-    synthetic-input models ``inputs[r] = I_r`` (``inputs[0] = None``; all None unless
+    """The whole network: K modules, the K-1 SG models ``sgs[r-1] = M_{r+1}`` and the
+    synthetic-input models ``inputs[r] = I_{r+1}`` (``inputs[0] = None``; all None unless
     complete unlock). Every rank builds all of it from the same seed and keeps its part,
     so a pipeline and a one-process simulation start from the same parameters."""
 
@@ -156,7 +159,7 @@ def simulated(mode: str, chain: Chain, config: dict) -> DecoupledNet:
 @dataclass
 class Pending:
     """A forward pass of module r waiting for its gradient: its step and cache, and
-    ``M_r``'s prediction for that step's input (which the backward's target trains)."""
+    ``M_{r+1}``'s prediction for that step's input (which the backward's target trains)."""
 
     step: int
     cache: Any
@@ -186,7 +189,7 @@ def parameters(module: Module) -> list[np.ndarray]:
 
 
 def trained_by(chain: Chain, r: int) -> list[Module]:
-    """What rank r trains: module r, then ``M_r`` and ``I_r`` where they exist."""
+    """What rank r trains: its module, then ``M_{r+1}`` and ``I_{r+1}`` where they exist."""
     models = [chain.modules[r]]
     if chain.sgs is not None and r > 0:
         models.append(chain.sgs[r - 1].net)
@@ -230,7 +233,7 @@ class Rank:
 
     def _learn(self, pending: Pending, delta: Array, batch: int, t: int) -> None:
         """Module r backpropagates ``delta`` for its forward pass ``pending``; the input
-        gradient trains ``M_r``'s prediction of that step."""
+        gradient trains ``M_{r+1}``'s prediction of that step."""
         target = self._backward(delta, pending.cache, batch, None)
         if self.sg is not None:
             delta_hat, cache = pending.sg
@@ -258,17 +261,17 @@ class Rank:
             inp = x
         else:
             if self.mode == "unlock":
-                inp_hat, inp_cache = self.inp.predict(x)  # I_r(x), no waiting
+                inp_hat, inp_cache = self.inp.predict(x)  # I_{r+1}(x), no waiting
             _, h_prev, labels = link.recv(r - 1, FORWARD, t)
             h_prev = backend.asarray(h_prev)
             labels = backend.asarray(labels)
             if self.sg is not None:
                 c = backend.one_hot(labels, self.n_classes) if self.sg.d_context else None
-                sg_pred = self.sg.predict(h_prev, c)  # delta_hat_{r-1} = M_r(h_{r-1}, c)
+                sg_pred = self.sg.predict(h_prev, c)  # delta_hat_r = M_{r+1}(h_r, c)
                 if not drop:
                     link.send(r - 1, GRADIENT, (t, backend.to_numpy(sg_pred[0])))
             if self.mode == "unlock":
-                self.inp.update(inp_cache, inp_hat, h_prev)  # I_r learns what r-1 sent
+                self.inp.update(inp_cache, inp_hat, h_prev)  # I_{r+1} learns what f_r sent
                 inp = inp_hat
             else:
                 inp = h_prev

@@ -10,11 +10,13 @@ the ordinary Bprop step): the baseline to compare with, e.g. with 1 and 2 BLAS t
 Profiles:
 
 - ``smoke``: a small net, 40 steps on a data subset; seconds, for the tests.
-- ``quick``: 784-512-64 | 64-512-512-10, batch 256, 3000 steps (12.8 epochs). The two
+- ``quick``: 784-480-64 | 64-544-544-10, batch 256, 2000 steps (8.5 epochs). The two
   modules are balanced *including* the SG model, which lives on the second rank: the
   narrow 64-unit boundary between wide layers keeps the linear SG model (and the
-  messages) cheap, and module 1's first layer (784 inputs) weighs about as much as
-  module 2's two 512-wide layers. Learning rates as in ``reproduce ff``'s quick profile
+  messages) cheap, and the widths make both ranks' multiply-adds per step about equal
+  (f_1: 784 x 480 + 480 x 64, backward twice that; f_2: 64 x 544 + 544 x 544 + 544 x 10,
+  likewise, plus M_2 and the loss). 784-512-64 | 64-512-512-10 left the first rank
+  about 1.4x the second's work in timings of each rank's step. Learning rates as in ``reproduce ff``'s quick profile
   (Adam 1e-3 for modules, 3e-4 for DNI's; 1e-3 for SG models); synthetic inputs are
   linear (one Linear layer from x).
 """
@@ -56,15 +58,15 @@ PROFILES = {
         "test_subset": 500,
     },
     "quick": {
-        "layout": [[784, 512, 64], [64, 512, 512, 10]],
+        "layout": [[784, 480, 64], [64, 544, 544, 10]],
         "batch_size": 256,
         "lr": LR,
         "sg_lr": 1e-3,
         "sg_hidden": [],
         "input_hidden": [],
         "input_lr": 1e-3,
-        "steps": 3000,
-        "eval_every": 250,
+        "steps": 2000,
+        "eval_every": 200,
         "staleness": None,
         "max_in_flight": 2,
         "seed": 0,
