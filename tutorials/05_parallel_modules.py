@@ -139,7 +139,7 @@ print(f"a 2-rank pipeline at best:          {1e3 / max(t0, t1):.0f} steps/s")
 # the split must balance the ranks *including* the SG model: here the boundary is only
 # 64 units wide, so the linear `M_2` costs a few small 74x64 products a step, while the
 # modules cost hundreds of 512-wide ones. (An SG model on a 512-wide boundary would be
-# three 512x512 products a step, half again the work of a 784-512-512 module.) Messages add a
+# three 512x512 products a step, about 40% on top of a 784-512-512 module's work.) Messages add a
 # little more: `h_1` and `delta_hat_1` are 256 x 64 floats each.
 #
 # ## The concurrent run is the simulation

@@ -16,9 +16,9 @@ Profiles:
   messages) cheap, and the widths make both ranks' multiply-adds per step about equal
   (f_1: 784 x 480 + 480 x 64, backward twice that; f_2: 64 x 544 + 544 x 544 + 544 x 10,
   likewise, plus M_2 and the loss). 784-512-64 | 64-512-512-10 left the first rank
-  about 1.4x the second's work in timings of each rank's step. Learning rates as in ``reproduce ff``'s quick profile
-  (Adam 1e-3 for modules, 3e-4 for DNI's; 1e-3 for SG models); synthetic inputs are
-  linear (one Linear layer from x).
+  about 1.4x the second's work in timings of each rank's step. Learning rates as in
+  ``reproduce ff``'s quick profile (Adam 1e-3 for modules, 3e-4 for DNI's; 1e-3 for SG
+  models); synthetic inputs are linear (one Linear layer from x).
 """
 
 from __future__ import annotations
