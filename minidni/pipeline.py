@@ -169,7 +169,8 @@ class Pending:
 @dataclass
 class Record:
     """What one rank measured: parameter snapshots and times at the evaluation steps,
-    the seconds it spent waiting for messages, the staleness of each gradient it used,
+    its wall and CPU seconds (all threads of the process), the seconds it spent waiting
+    for messages, the staleness of each gradient it used,
     (last rank) the training loss, and at the end every parameter this rank trains (module,
     SG model, synthetic-input model: :func:`trained_by`)."""
 
@@ -181,6 +182,7 @@ class Record:
     final: list[np.ndarray] = field(default_factory=list)
     waited: float = 0.0
     wall: float = 0.0
+    cpu: float = 0.0
 
 
 def parameters(module: Module) -> list[np.ndarray]:
@@ -349,7 +351,7 @@ def run_rank(comm: Any, mode: str, train: Dataset, config: dict) -> Record:
     snap_at = eval_steps(config)
     data = minibatches(train, config)
     link.barrier()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t in range(config["steps"]):
         x, labels = next(data)
         rank.step(t, x if needs_x else None, labels)
@@ -357,6 +359,7 @@ def run_rank(comm: Any, mode: str, train: Dataset, config: dict) -> Record:
             _snapshot(rank.record, t + 1, start, [rank.module])
     rank.finish()
     rank.record.wall = time.perf_counter() - start
+    rank.record.cpu = time.process_time() - cpu
     rank.record.waited = link.waited
     rank.record.final = [v for m in trained_by(chain, link.rank) for v in parameters(m)]
     return rank.record
@@ -369,13 +372,14 @@ def run_single(mode: str, train: Dataset, config: dict) -> Record:
     record = Record()
     snap_at = eval_steps(config)
     data = minibatches(train, config)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for t in range(config["steps"]):
         x, labels = next(data)
         record.losses.append(net.step(x, labels)["loss"])
         if t + 1 in snap_at:
             _snapshot(record, t + 1, start, chain.modules)
     record.wall = time.perf_counter() - start
+    record.cpu = time.process_time() - cpu
     models = [m for r in range(len(chain.modules)) for m in trained_by(chain, r)]
     record.final = [v for m in models for v in parameters(m)]
     return record

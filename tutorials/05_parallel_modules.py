@@ -165,7 +165,7 @@ with backend.use_dtype("float64"):
 # ## Running it
 #
 # `mpiexec -n 2 minidni async --profile quick --out results` runs the four modes in
-# turn on 2 ranks (2000 steps each) and writes
+# turn on 2 ranks (1000 steps each) and writes
 # `results/async.json`; the same command without `mpiexec` runs each mode's one-process
 # simulation, which for `locked` is the ordinary Bprop step: the baseline. Set one BLAS
 # thread per rank (`OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`); for the baseline, try

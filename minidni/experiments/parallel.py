@@ -10,7 +10,7 @@ the ordinary Bprop step): the baseline to compare with, e.g. with 1 and 2 BLAS t
 Profiles:
 
 - ``smoke``: a small net, 40 steps on a data subset; seconds, for the tests.
-- ``quick``: 784-480-64 | 64-544-544-10, batch 256, 2000 steps (8.5 epochs). The two
+- ``quick``: 784-480-64 | 64-544-544-10, batch 256, 1000 steps (4.3 epochs). The two
   modules are balanced *including* the SG model, which lives on the second rank: the
   narrow 64-unit boundary between wide layers keeps the linear SG model (and the
   messages) cheap, and the widths make both ranks' multiply-adds per step about equal
@@ -65,8 +65,8 @@ PROFILES = {
         "sg_hidden": [],
         "input_hidden": [],
         "input_lr": 1e-3,
-        "steps": 2000,
-        "eval_every": 200,
+        "steps": 1000,
+        "eval_every": 100,
         "staleness": None,
         "max_in_flight": 2,
         "seed": 0,
@@ -131,6 +131,7 @@ def run_mode(comm: Any, mode: str, train: Dataset, test: Dataset, config: dict) 
         "steps_per_second": round(config["steps"] / merged.wall, 2),
         "rank_wall_seconds": [round(r.wall, 3) for r in records],
         "rank_waited_seconds": [round(r.waited, 3) for r in records],
+        "rank_cpu_seconds": [round(r.cpu, 3) for r in records],
         "mean_staleness": float(np.mean(merged.staleness)) if merged.staleness else None,
         "steps_evaluated": merged.steps,
         "seconds": [round(s, 3) for s in merged.seconds],
@@ -189,9 +190,10 @@ def check_modes(modes: list[str]) -> None:
 def summary(run: dict) -> str:
     """One line per run: mode, ranks, threads, speed, waiting, final error."""
     waited = "/".join(f"{w:.1f}" for w in run["rank_waited_seconds"])
+    cpu = "/".join(f"{c:.1f}" for c in run["rank_cpu_seconds"])
     return (
         f"  {run['mode']:<7} ranks {run['ranks']} BLAS threads {run['blas_threads']}: "
         f"{run['steps_per_second']:7.1f} steps/s  ({run['wall_seconds']:.1f} s, waited "
-        f"{waited} s)  test error {100 * run['final_test_error']:.2f}%  "
+        f"{waited} s, CPU {cpu} s)  test error {100 * run['final_test_error']:.2f}%  "
         f"load {run['load_before']:.1f}"
     )
