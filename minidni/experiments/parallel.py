@@ -179,6 +179,42 @@ def run(
     return results
 
 
+def configuration(run: dict) -> str:
+    """'cdni, 2 ranks' or 'Bprop, 1 process, 2 BLAS threads' (one table row / curve)."""
+    if run["ranks"] == 1:
+        name = "Bprop" if run["mode"] == "locked" else f"{run['mode']} simulated"
+        return f"{name}, 1 process, {run['blas_threads']} BLAS thread(s)"
+    return f"{run['mode']}, {run['ranks']} ranks"
+
+
+def table(results: dict) -> str:
+    """Markdown: per configuration, over its repeats, the median (min-max) wall-clock
+    steps/s; steps per CPU second of its busiest rank (what a free core per rank would
+    give, if the process's CPU time is all work); median seconds each rank waited; the
+    final test error; the load average before the runs."""
+    rows = [
+        "| configuration | runs | steps/s (wall) | steps per CPU s, busiest rank | "
+        "waited s per rank | test error % | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    names = list(dict.fromkeys(configuration(r) for r in results["runs"]))
+    for name in names:
+        runs = [r for r in results["runs"] if configuration(r) == name]
+        rate = [r["steps_per_second"] for r in runs]
+        cpu = [r["steps"] / max(r["rank_cpu_seconds"]) for r in runs]
+        waited = np.median([r["rank_waited_seconds"] for r in runs], axis=0)
+        err = [100 * r["final_test_error"] for r in runs]
+        load = [r["load_before"] for r in runs]
+        rows.append(
+            f"| {name} | {len(runs)} | {np.median(rate):.1f} ({min(rate):.1f}-{max(rate):.1f}) "
+            f"| {np.median(cpu):.1f} ({min(cpu):.1f}-{max(cpu):.1f}) "
+            f"| {' / '.join(f'{w:.1f}' for w in waited)} "
+            f"| {np.median(err):.2f} ({min(err):.2f}-{max(err):.2f}) "
+            f"| {min(load):.1f}-{max(load):.1f} |"
+        )
+    return "\n".join(rows)
+
+
 def check_modes(modes: list[str]) -> None:
     """A ValueError naming the valid modes if one of ``modes`` is not one."""
     unknown = [m for m in modes if m not in pipeline.MODES]

@@ -1,8 +1,9 @@
 """The figure of ``minidni async`` (:mod:`minidni.experiments.parallel`): async.png.
 
 Left: MNIST test error against wall-clock seconds, one curve per run (mode, ranks, BLAS
-threads; repeats of one configuration share a colour). Right: steps per second of each
-configuration, every repeat a dot and the median a bar.
+threads; repeats of one configuration share a colour and line style). Middle: the same
+against steps (what a step learns, whatever the machine's load). Right: steps per second
+of each configuration, every repeat a dot and the median a bar.
 """
 
 from __future__ import annotations
@@ -12,17 +13,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..experiments.parallel import configuration
 from .common import load, plain_log_y, save_figure, subtitle
 
 COLORS = {"locked": "black", "dni": "tab:blue", "cdni": "tab:red", "unlock": "tab:green"}
 
 
-def label(run: dict) -> str:
-    """'cdni, 2 ranks' or 'locked (Bprop), 1 process, 2 BLAS threads'."""
-    if run["ranks"] == 1:
-        name = "Bprop" if run["mode"] == "locked" else f"{run['mode']} (simulated)"
-        return f"{name}, 1 process, {run['blas_threads']} BLAS thread(s)"
-    return f"{run['mode']}, {run['ranks']} ranks"
+label = configuration
 
 
 def style(run: dict) -> dict:
@@ -36,21 +33,24 @@ def style(run: dict) -> dict:
 def plot(results: dict, path: Path) -> Path:
     runs = results["runs"]
     labels = list(dict.fromkeys(label(r) for r in runs))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), width_ratios=[1.3, 1])
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.4), width_ratios=[1.2, 1.2, 1])
     seen = set()
     for run in runs:
         name = label(run)
-        left.plot(
-            run["seconds"],
-            100 * np.asarray(run["test_error"]),
-            label=None if name in seen else name,
-            alpha=0.8,
-            **style(run),
-        )
+        for ax, xs in ((left, run["seconds"]), (middle, run["steps_evaluated"])):
+            ax.plot(
+                xs,
+                100 * np.asarray(run["test_error"]),
+                label=None if name in seen or ax is middle else name,
+                alpha=0.8,
+                **style(run),
+            )
         seen.add(name)
     left.set_xlabel("wall-clock seconds")
-    left.set_ylabel("MNIST test error (%)")
-    plain_log_y(left)
+    middle.set_xlabel("steps")
+    for ax in (left, middle):
+        ax.set_ylabel("MNIST test error (%)")
+        plain_log_y(ax)
     left.legend(fontsize=7)
     for y, name in enumerate(labels):
         rates = [r["steps_per_second"] for r in runs if label(r) == name]
