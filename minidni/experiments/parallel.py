@@ -175,6 +175,7 @@ def run(
         if old["config"] != json.loads(json.dumps(config)):
             raise ValueError(f"--append: {path} was written with other settings")
         results["runs"] = old["runs"] + results["runs"]
+        results["wall_seconds"] = round(old["wall_seconds"] + results["wall_seconds"], 2)
     log(f"wrote {save(results, Path(out))}")
     return results
 
