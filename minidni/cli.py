@@ -9,7 +9,8 @@ ends the command with one line on stderr and exit status 2 (:class:`Parser`).
 Commands: demo (MNIST MLP, backprop and every-layer cDNI side by side), gradcheck
 (finite-difference check of every layer and loss), reproduce NAME (a paper experiment),
 figures (draw the figures from results files), bench (milliseconds per training step,
-optionally beside PyTorch, or resident memory over many steps; --cnn: the CNN).
+optionally beside PyTorch, or resident memory over many steps; --cnn: the CNN), async
+(under mpiexec -n K: one module per MPI rank, really concurrent).
 """
 
 from __future__ import annotations
@@ -180,6 +181,32 @@ def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
+def _async(args: argparse.Namespace) -> int:
+    from .experiments import parallel
+
+    comm = parallel.communicator()
+    try:
+        overrides = dict(_setting(item) for item in args.set)
+        if args.staleness is not None:
+            overrides["staleness"] = args.staleness
+        if args.fault:
+            kind, rank, step = args.fault.split(":")
+            overrides["fault"] = [kind, int(rank), int(step)]
+        parallel.configure(parallel.PROFILES, args.profile, {**overrides, "fault": None})
+        modes = args.mode.split(",") if args.mode else list(parallel.pipeline.MODES)
+        parallel.check_modes(modes)
+    except ValueError as e:
+        return _fail(e)
+    try:
+        parallel.run(args.profile, Path(args.out), modes, comm, overrides, args.append)
+    except Exception as e:  # one rank's error must end every rank, not leave them waiting
+        if comm is None or comm.Get_size() == 1:
+            raise
+        print(f"minidni async: rank {comm.Get_rank()}: error: {e}", file=sys.stderr, flush=True)
+        comm.Abort(2)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minidni`` console script."""
     from .decoupled import METHODS
@@ -307,6 +334,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--cnn", action="store_true", help="the ff-cnn CNN instead (Bprop, cDNI, DNI)")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("async", help="one module per MPI rank (run under mpiexec -n K)")
+    p.add_argument("--profile", choices=("smoke", "quick"), default="quick")
+    p.add_argument("--out", default="results")
+    p.add_argument("--mode", help="comma-separated: locked, dni, cdni, unlock (default: all)")
+    p.add_argument(
+        "--staleness",
+        type=_whole(0),
+        help="deterministic mode: every gradient is used exactly this many steps after its "
+        "forward pass (default: free running, used when it arrives)",
+    )
+    p.add_argument("--append", action="store_true", help="add the runs to DIR/async.json")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--fault", help=argparse.SUPPRESS)  # KIND:RANK:STEP, for the tests
+    p.set_defaults(func=_async)
 
     try:
         args = parser.parse_args(argv)

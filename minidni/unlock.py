@@ -21,6 +21,11 @@ Complete unlock, one step of :meth:`UnlockedNet.step`:
 3. As in :class:`~minidni.decoupled.DecoupledNet`: module i backpropagates
    ``delta_hat_i`` and updates; its input gradient is the bootstrapped target of ``M_i``.
 4. ``I_i`` learns ``||I_i(x) - h_{i-1}||^2`` (:class:`~minidni.synthetic.SyntheticInput`).
+   The target ``h_{i-1}`` is, with ``input_targets="real"`` (the default), the real
+   chain's; with ``input_targets="sent"`` it is what module i-1 computes on its *own*
+   input in step 1, ``h_tilde_{i-1} = f_{i-1}(I_{i-1}(x))`` (``h_1`` for i = 2): the
+   activation a concurrent module i-1 actually sends, so no locked forward pass is needed
+   to train the ``I_i`` (:mod:`minidni.pipeline` runs it on separate processes).
 
 So every module learns from its own synthetic input and its own synthetic gradient.
 With ``inputs=None`` (synthetic gradients only) step 1 is the real chain itself and the
@@ -96,6 +101,8 @@ class UnlockedNet(DecoupledNet):
             only.
         schedule: which forward passes are backpropagated, which input models learn, and
             the delays ``k_i`` (:mod:`minidni.schedules`).
+        input_targets: what ``I_i`` learns to predict: ``"real"``, the real chain's
+            ``h_{i-1}``, or ``"sent"``, module i-1's output on its own (synthetic) input.
     """
 
     honours_delays = True
@@ -110,6 +117,7 @@ class UnlockedNet(DecoupledNet):
         schedule: Schedule | None = None,
         loss_fn: Callable[[Array, Array], tuple[Array, Array]] = softmax_cross_entropy,
         optimizer: Callable[[list], Optimizer] | None = None,
+        input_targets: str = "real",
     ):
         if sgs is None:
             raise ValueError("UnlockedNet needs SG models (method dni or cdni, not bprop)")
@@ -119,7 +127,10 @@ class UnlockedNet(DecoupledNet):
                 f"UnlockedNet: {len(modules)} modules need inputs = [None, I_2, ..., "
                 f"I_{len(modules)}], got {len(inputs)} entries"
             )
+        if input_targets not in ("real", "sent"):
+            raise ValueError(f"unknown input_targets {input_targets!r}; valid: real, sent")
         self.inputs = None if inputs is None else list(inputs)
+        self.input_targets = input_targets
         self.delays = self.schedule.delays(len(self.modules))  # k_i per module
         self.in_flight: list[deque[InFlight]] = [deque() for _ in self.modules]
         self.t = 0  # steps taken
@@ -175,14 +186,15 @@ class UnlockedNet(DecoupledNet):
                 delta_hat, sg_cache = f.sg
                 sg_loss[i - 1] = self.sgs[i - 1].update(sg_cache, delta_hat, target)
 
-        # Synthetic inputs learn from the real chain of this step.
+        # Synthetic inputs learn from this step's real chain, or from what was sent.
         input_loss: list[float | None] = [None] * (n - 1)
         if self.inputs is not None:
             learn = self.schedule.sample_inputs(n)
+            targets = hs if self.input_targets == "real" else [None, *outs]
             for i in range(1, n):
                 if learn[i]:
                     h_hat, cache = h_hats[i]
-                    input_loss[i - 1] = self.inputs[i].update(cache, h_hat, hs[i])
+                    input_loss[i - 1] = self.inputs[i].update(cache, h_hat, targets[i])
         self.t += 1
         return {"loss": backend.to_float(loss), "sg_loss": sg_loss, "input_loss": input_loss}
 
@@ -198,12 +210,13 @@ def build_unlocked(
     synthetic_inputs: bool = True,
     input_hidden: Sequence[int] = (),
     input_lr: float = 1e-3,
+    input_targets: str = "real",
 ) -> UnlockedNet:
     """An every-layer-decoupled MLP (``method`` "dni" or "cdni"), completely unlocked when
     ``synthetic_inputs`` (one linear, or ``input_hidden``-layer, ``I_i(x)`` per module
     i >= 2), else with synthetic gradients only. Modules and SG models are drawn from
     ``rng`` exactly as :func:`~minidni.decoupled.build_mlp` draws them, then the input
-    models."""
+    models. ``input_targets``: see :class:`UnlockedNet`."""
     if method not in ("dni", "cdni"):
         raise ValueError(f"unknown method {method!r} for an unlocked net; valid: dni, cdni")
     net = build_mlp(method, sizes, rng, lr, sg_hidden, sg_lr)
@@ -212,4 +225,6 @@ def build_unlocked(
         inputs = [None] + [
             SyntheticInput(sizes[0], d, rng, hidden=input_hidden, lr=input_lr) for d in sizes[1:-1]
         ]
-    return UnlockedNet(net.modules, net.sgs, inputs, lr, sizes[-1], schedule)
+    return UnlockedNet(
+        net.modules, net.sgs, inputs, lr, sizes[-1], schedule, input_targets=input_targets
+    )
