@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "rnn-copy": "minidni.experiments.rnn_copy",
     "rnn-ptb": "minidni.experiments.rnn_ptb",
     "unlock": "minidni.experiments.unlock",
+    "multinet": "minidni.experiments.multinet",
 }
 PROFILE_NAMES = ("smoke", "quick", "full")
 

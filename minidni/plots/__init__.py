@@ -9,7 +9,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-MODULES = ("minidni.plots.ff", "minidni.plots.rnn", "minidni.plots.unlock")
+MODULES = (
+    "minidni.plots.ff",
+    "minidni.plots.rnn",
+    "minidni.plots.unlock",
+    "minidni.plots.multinet",
+)
 
 
 def make_all(results_dir: Path, out_dir: Path) -> list[Path]:
