@@ -12,17 +12,17 @@ import pytest
 pytestmark = pytest.mark.mnist
 
 CHAPTER = Path(__file__).resolve().parents[1] / "tutorials" / "05_multi_network.py"
-TIME_LIMIT_S = 20.0
+TIME_LIMIT_S = 20.0  # CPU seconds of this process: wall time on a shared machine varies
 
 
 def test_multi_network_chapter(mnist_dir, monkeypatch, capsys):
     monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
     monkeypatch.setenv("MINIDNI_TUTORIAL_FAST", "1")
-    start = time.perf_counter()
+    start = time.process_time()
     g = runpy.run_path(str(CHAPTER), run_name="__main__")
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     assert g["FAST"] is True
-    assert seconds < TIME_LIMIT_S, f"chapter 5 took {seconds:.1f}s in FAST mode"
+    assert seconds < TIME_LIMIT_S, f"chapter 5 took {seconds:.1f} CPU s in FAST mode"
     # B ticked after each of the 4 full pieces of the 9-step stream, not on the short one
     ticks = [e for e in g["net"].trace if e[0] == "B"]
     assert [e[2] for e in ticks] == [(0, 1), (2, 3), (4, 5), (6, 7)]
