@@ -8,7 +8,7 @@
 # ---
 
 # %% [markdown]
-# # 5. Running decoupled modules in parallel
+# # 6. Running decoupled modules in parallel
 #
 # Chapters 2 and 4 *simulated* unlocked modules in one process: every module still ran
 # one after the other, so nothing got faster. The point of DNI (Jaderberg et al. 2017,

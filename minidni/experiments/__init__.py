@@ -20,8 +20,9 @@ EXPERIMENTS = {
     "rnn-ptb": "minidni.experiments.rnn_ptb",
     "unlock": "minidni.experiments.unlock",
     "ff-cnn": "minidni.experiments.ff_cnn",
+    "multinet": "minidni.experiments.multinet",
 }
-PROFILE_NAMES = ("smoke", "quick", "full")
+PROFILE_NAMES = ("smoke", "quick", "long", "full")  # "long": rnn-copy only
 
 
 def load(name: str) -> ModuleType:
@@ -38,6 +39,11 @@ def configure(name: str, profile: str, overrides: dict | None = None) -> dict:
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
     module = load(name)
+    if profile not in module.PROFILES:
+        have = ", ".join(module.PROFILES)
+        raise ValueError(
+            f"experiment {name!r} has no profile {profile!r}; its profiles are: {have}"
+        )
     return apply_overrides(module.PROFILES, profile, overrides, getattr(module, "CHOICES", None))
 
 

@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 
 MODULES = ("minidni.plots.ff", "minidni.plots.rnn", "minidni.plots.unlock", "minidni.plots.cnn")
-MODULES += ("minidni.plots.parallel",)
+MODULES += ("minidni.plots.parallel", "minidni.plots.multinet")
 
 
 def make_all(results_dir: Path, out_dir: Path) -> list[Path]:
