@@ -137,10 +137,13 @@ print(f"a 2-rank pipeline at best:          {1e3 / max(t0, t1):.0f} steps/s")
 # %% [markdown]
 # The best a pipeline can do is `1 / max(rank times)`; one process does `1 / sum`. So
 # the split must balance the ranks *including* the SG model: here the boundary is only
-# 64 units wide, so the linear `M_2` costs a few small 74x64 products a step, while the
-# modules cost hundreds of 512-wide ones. (An SG model on a 512-wide boundary would be
-# three 512x512 products a step, about 40% on top of a 784-512-512 module's work.) Messages add a
-# little more: `h_1` and `delta_hat_1` are 256 x 64 floats each.
+# 64 units wide, so the linear `M_2` is a 74 x 64 map (h and the one-hot label in),
+# tiny next to the modules' 784 x 480 and 544 x 544 layers. (A linear SG model on a
+# 512-wide boundary would add three 512 x 512 products a step to its rank, about 40% of
+# a 784-512-512 module's work.) Messages add a little more: `h_1` and `delta_hat_1` are
+# 256 x 64 floats each. The widths were chosen so that the two ranks' times above come
+# out about equal; on a loaded machine these timings are noisy, so time them more than
+# once.
 #
 # ## The concurrent run is the simulation
 #

@@ -3,9 +3,10 @@
 Left: MNIST test error against wall-clock seconds, one curve per run (mode, ranks, BLAS
 threads; repeats of one configuration share a colour and line style). Middle: the same
 against steps (what a step learns, whatever the machine's load). Right: steps per second
-of each configuration, every repeat a dot and the median a bar; hollow dots: steps per
-CPU second of the configuration's busiest rank (what a core of its own would give, if
-all of that CPU time is work: the machine's load does not enter it).
+of each configuration, every repeat a dot and the median a bar; hollow dots: the steps/s
+modelled from the ranks' CPU seconds with a free core per rank
+(:func:`~minidni.experiments.parallel.cpu_bound_rate`; the machine's load hardly
+enters it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..experiments.parallel import configuration
+from ..experiments.parallel import configuration, cpu_bound_rate
 from .common import load, plain_log_y, save_figure, subtitle
 
 COLORS = {"locked": "black", "dni": "tab:blue", "cdni": "tab:red", "unlock": "tab:green"}
@@ -57,14 +58,15 @@ def plot(results: dict, path: Path) -> Path:
     for y, name in enumerate(labels):
         rates = [r["steps_per_second"] for r in runs if label(r) == name]
         color = style(next(r for r in runs if label(r) == name))["color"]
-        per_cpu = [r["steps"] / max(r["rank_cpu_seconds"]) for r in runs if label(r) == name]
+        per_cpu = [cpu_bound_rate(r) for r in runs if label(r) == name]
         right.barh(y, np.median(rates), color=color, alpha=0.35)
         right.plot(rates, [y] * len(rates), "o", color=color, markersize=4)
         right.plot(per_cpu, [y + 0.25] * len(per_cpu), "o", mfc="none", color=color, ms=4)
     right.set_yticks(range(len(labels)), labels, fontsize=7)
     right.invert_yaxis()
     right.set_xlabel(
-        "steps/s: dots wall clock (bar: median);\nhollow: steps per CPU second of the busiest rank",
+        "steps/s: dots wall clock (bar: median);\n"
+        "hollow: modelled from CPU time, a free core per rank",
         fontsize=8,
     )
     fig.suptitle(f"Decoupled modules on MPI ranks ({subtitle(results)})", fontsize=9)
