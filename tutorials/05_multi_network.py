@@ -241,3 +241,25 @@ for method, log in runs.items():
     hit = next((e["steps"] for e in log if e["acc_b"] >= th["threshold_b"]), None)
     final = f"final acc A {log[-1]['acc_a']:.3f} B {log[-1]['acc_b']:.3f}"
     print(f"{method}: B reaches {th['threshold_b']:.3f} at step {hit}; {final}")
+
+# %% [markdown]
+# In pictures: both tasks' test accuracy against steps, locked (black) and DNI (blue);
+# B's threshold dotted.
+
+# %%
+import matplotlib.pyplot as plt
+
+from minidni.plots.tutorial import show
+
+fig, (ax_b, ax_a) = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
+for method, color in (("locked", "black"), ("dni", "tab:blue")):
+    log = runs[method]
+    steps = [e["steps"] for e in log]
+    ax_b.plot(steps, [e["acc_b"] for e in log], "o-", color=color, label=method)
+    ax_a.plot(steps, [e["acc_a"] for e in log], "o-", color=color, label=method)
+ax_b.axhline(th["threshold_b"], linestyle=":", color="gray")
+ax_b.set(xlabel="steps", ylabel="test accuracy", title=f"B's task (counts of 3s), k = {K}")
+ax_a.set(xlabel="steps", ylabel="test accuracy", title="A's own task (odd digits)")
+for ax in (ax_a, ax_b):
+    ax.legend(fontsize=8)
+show(fig, "05_multi_network")
