@@ -42,7 +42,7 @@ def test_unknown_experiment_and_profile_are_rejected(tmp_path):
     """Names are checked before anything runs."""
     with pytest.raises(ValueError, match="ff, update-prob"):
         experiments.run("cifar", "quick", tmp_path)
-    with pytest.raises(ValueError, match="smoke, quick, full"):
+    with pytest.raises(ValueError, match="smoke, quick, long, full"):
         experiments.run("ff", "huge", tmp_path)
 
 

@@ -203,7 +203,7 @@ for method in ("locked", "dni"):
             sg = stats["sg"] if sg is None else {key: sg[key] + stats["sg"][key] for key in sg}
         if system.steps % LOG == 0:
             acc_a, acc_b = system.evaluate(x_eval, y_test[ev])
-            cos = sg_quality(sg)[1] if sg else None
+            cos = sg_quality(sg)[2] if sg else None  # (R^2, R^2 vs zero, cosine)
             log.append(
                 {
                     "steps": system.steps,

@@ -31,6 +31,7 @@ from .common import configure, mlp_record, run_experiment
 
 DATASETS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 METHODS = ["bprop", "dni", "cdni"]
+CHOICES = {"methods": tuple(METHODS), "datasets": tuple(DATASETS)}  # valid names for --set
 PROFILES = {
     "smoke": {
         "datasets": ["mnist", "cifar10"],

@@ -179,7 +179,7 @@ def multinet_job(job: dict) -> dict:
             )
         if net.steps % job["log_every"] == 0:
             acc_a, acc_b = net.evaluate(x_eval, y_eval)
-            r2, cos = sg_quality(sg) if sg is not None else (None, None)
+            r2, _, cos = sg_quality(sg) if sg is not None else (None, None, None)
             point = {
                 "steps": net.steps,
                 "seconds": round(train_seconds, 2),

@@ -51,7 +51,9 @@ def check_overrides(config: dict, overrides: dict, choices: dict | None = None) 
     valid names (e.g. its methods); by default the methods of an experiment with
     per-method settings are the keys of those. Raises :class:`SettingError`."""
     names = dict(CHOICES)
-    per_method = [v for v in config.values() if isinstance(v, dict)]
+    # A per-method setting is a mapping keyed by method names (not, e.g., by data set).
+    known = set(CHOICES["methods"]) | set((choices or {}).get("methods", ()))
+    per_method = [v for v in config.values() if isinstance(v, dict) and set(v) <= known]
     if per_method:
         names["methods"] = tuple(per_method[0])
     names.update(choices or {})
@@ -60,7 +62,7 @@ def check_overrides(config: dict, overrides: dict, choices: dict | None = None) 
         checked[key] = _check(key, config[key], value, names)
     methods = checked.get("methods", config.get("methods"))
     for key, value in {**config, **checked}.items():  # every method needs its settings
-        if isinstance(value, dict) and isinstance(methods, list):
+        if isinstance(value, dict) and set(value) <= known and isinstance(methods, list):
             missing = [m for m in methods if m not in value]
             if missing:
                 raise SettingError(
@@ -73,6 +75,8 @@ def check_overrides(config: dict, overrides: dict, choices: dict | None = None) 
 def _check(key: str, default: Any, value: Any, names: dict) -> Any:
     """``value`` if it fits the shape of ``default`` (the profile's value) and the rules."""
     example = f"e.g. --set '{key}={json.dumps(default)}'"
+    if default is None:  # a setting that is off by default takes any value
+        return value
     if isinstance(default, dict):  # a per-method setting
         single = _describe(names, key, next(iter(default.values())))
         inner = _plural(single)
