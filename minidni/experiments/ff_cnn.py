@@ -14,8 +14,9 @@ Profiles (record what each ran):
 - ``smoke``: a tiny CNN, a few steps on a subset of MNIST; seconds, for the tests.
 - ``quick``: MNIST, 3 conv layers of 16 channels, batch 64, 1200 steps (1.3 epochs),
   2 seeds; SG models are single zero-initialised 5x5 convolutions (linear in h; cDNI
-  adds the label map). Sized for this 2-core CPU shared with other jobs: the paper's
-  widths and SG models of two hidden conv layers cost several times more per step.
+  adds the label map). Estimated at ~15 minutes on an idle 2-core CPU (2 workers); on
+  the shared, loaded machine it did not finish (docs/cnn.md). The paper's widths and SG
+  models of two hidden conv layers cost several times more per step.
 - ``full``: MNIST and CIFAR-10 at the paper's layout (widths 64 / 128 as we read it; see
   docs/cnn.md), SG models with two hidden conv layers, long training; for a GPU.
 """
