@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
-TIME_LIMIT_S = 20.0
+TIME_LIMIT_S = 20.0  # CPU seconds of this process: wall time on a shared machine varies
 
 pytestmark = pytest.mark.mnist
 
@@ -24,11 +24,11 @@ def run_chapter(name: str, monkeypatch: pytest.MonkeyPatch, mnist_dir: Path, fig
     monkeypatch.setenv("MINIDNI_TUTORIAL_FAST", "1")
     monkeypatch.setenv("MINIDNI_TUTORIAL_FIGURES", str(figures))
     monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
-    start = time.perf_counter()
+    start = time.process_time()
     result = runpy.run_path(str(TUTORIALS / name), run_name="__main__")
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     assert result["FAST"] is True
-    assert seconds < TIME_LIMIT_S, f"{name} took {seconds:.1f}s in FAST mode"
+    assert seconds < TIME_LIMIT_S, f"{name} took {seconds:.1f} CPU s in FAST mode"
     assert (figures / name.replace(".py", ".png")).read_bytes()[:4] == b"\x89PNG"
     return result
 
