@@ -45,8 +45,10 @@ explained) and ``sg_cos`` (the cosine between predictions and targets).
   every boundary. Episodes drawn after a level-up are at the new level; finished
   episodes of the current level count for the curriculum in groups of B. A much harder
   test of the truncation. We could not find in the paper's text which of the two it
-  uses, so the reset mode, minidni's earlier setting, stays the default and the README
-  reports both.
+  uses, so the reset mode, minidni's earlier setting, stays the default, and
+  docs/recurrent.md reports both. On a stream nothing anchors the bootstrap at zero, and
+  at T = 2 the undiscounted target ran away in our runs (as on char-PTB);
+  ``--set target_discount=0.1`` tamed it on Copy, not on Repeat Copy.
 
 Profiles (``quick``'s sizes come from pilot runs):
 
