@@ -97,8 +97,11 @@ def test_a_dead_rank_or_missing_message_ends_the_run(mpi, fault, mnist_dir, tmp_
     if fault.startswith("hang"):  # rank 0 gives up waiting, names the message, aborts all
         assert "minidni async: rank 0: error:" in out
         assert "no gradient of step 5 from rank 1 within 5 s" in out
-    else:  # either mpiexec ends the run, or rank 0 does when it notices first
-        assert "BAD TERMINATION" in out or "minidni async: rank 0: error:" in out
+    else:  # either mpiexec ends the run with the dead rank's status (3; its banner is not
+        # always printed), or rank 0 notices first and says so (exit 2)
+        assert done.returncode in (2, 3), out
+        if done.returncode == 2:
+            assert "minidni async: rank 0: error:" in out
     assert seconds < 60
     assert not (tmp_path / "async.json").exists()
 
