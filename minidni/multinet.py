@@ -302,7 +302,8 @@ class MultiNet:
         """M learns ``||delta_hat_t - delta_t||^2`` with ``delta_t = B * dL_B/dm_t``, B's
         true gradients, which arrive only now. Returns sums for R^2 and cosine."""
         xp = backend.namespace()
-        sums = {"error": 0.0, "variance": 0.0, "dot": 0.0, "pred_sq": 0.0, "target_sq": 0.0}
+        # the sums minidni.experiments.rnn_copy.sg_quality turns into R^2 and the cosine
+        sums = dict.fromkeys(("error", "variance", "power", "dot", "pred_sq", "target_sq"), 0.0)
         for piece, dm in zip(pieces, dms):
             b, t_len, d = dm.shape
             target = xp.reshape(dm * b, (b * t_len, d))  # (B*k, D_m): delta in per-example units
@@ -310,6 +311,7 @@ class MultiNet:
             sums["error"] += self.M.update(piece["sg_cache"], p, target)
             spread = xp.sum((target - xp.mean(target, axis=0, keepdims=True)) ** 2, axis=1)
             sums["variance"] += backend.to_float(xp.mean(spread))
+            sums["power"] += backend.to_float(xp.mean(xp.sum(target * target, axis=1)))
             sums["dot"] += backend.to_float(xp.sum(p * target))
             sums["pred_sq"] += backend.to_float(xp.sum(p * p))
             sums["target_sq"] += backend.to_float(xp.sum(target * target))

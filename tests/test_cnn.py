@@ -6,12 +6,12 @@ import copy
 
 import numpy as np
 import pytest
+from test_decoupled import OracleSG, params  # a sibling test module (tests/ is on sys.path)
 
 from minidni import backend
-from minidni.backend import RNG, to_numpy
+from minidni.backend import RNG
 from minidni.cnn import ConvSyntheticGradient, build_cnn, cnn_shapes
 from minidni.gradcheck import check_directional
-from minidni.losses import softmax_cross_entropy
 
 IN_SHAPE = (2, 9, 8)  # (C, H, W): small, non-square, not a power of two
 CHANNELS = (3, 4, 3)
@@ -21,33 +21,6 @@ def batch(rng: RNG, n: int = 6):
     x = rng.normal((n, *IN_SHAPE))
     y = backend.asarray(rng.np.integers(0, 10, size=n))
     return x, y
-
-
-def params(net) -> list[np.ndarray]:
-    return [to_numpy(p.value).copy() for m in net.modules for p in m.parameters()]
-
-
-class OracleSG:
-    """The true gradient ``delta_i`` (per-example units), by backprop through deep copies
-    of the modules after the boundary; any activation shape. It never learns."""
-
-    def __init__(self, net, i: int):
-        self.net, self.i, self.d_context = net, i, net.n_classes
-
-    def predict(self, h, c):
-        labels = backend.namespace().argmax(c, axis=1)
-        downstream = copy.deepcopy(self.net.modules[self.i + 1 :])
-        out, caches = h, []
-        for f in downstream:
-            out, cache = f.forward(out)
-            caches.append(cache)
-        _, delta = softmax_cross_entropy(out, labels)
-        for f, cache in zip(reversed(downstream), reversed(caches)):
-            delta = f.backward(delta, cache)
-        return delta * h.shape[0], None
-
-    def update(self, cache, prediction, target):
-        return 0.0
 
 
 def test_oracle_synthetic_gradients_reproduce_backprop_in_a_cnn(xp, float64):

@@ -294,8 +294,7 @@ def sg_quality(sums: dict[str, Any]) -> tuple[float | None, float | None, float 
     """
     v = {k: backend.to_float(x) for k, x in sums.items()}
     r2 = 1.0 - v["error"] / v["variance"] if v["variance"] > 0 else None
-    power = v.get("power", 0.0)  # sums made without it (other experiments) have no r2_zero
-    r2_zero = 1.0 - v["error"] / power if power > 0 else None
+    r2_zero = 1.0 - v["error"] / v["power"] if v["power"] > 0 else None
     norm = (v["pred_sq"] * v["target_sq"]) ** 0.5
     return r2, r2_zero, (v["dot"] / norm if norm > 0 else None)
 
