@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -203,6 +204,9 @@ def _async(args: argparse.Namespace) -> int:
         if comm is None or comm.Get_size() == 1:
             raise
         print(f"minidni async: rank {comm.Get_rank()}: error: {e}", file=sys.stderr, flush=True)
+        # mpiexec forwards a rank's output through a pipe that Abort tears down at once;
+        # without a pause the line above is sometimes lost (about 1 run in 7 here).
+        time.sleep(1.0)
         comm.Abort(2)
     return 0
 
