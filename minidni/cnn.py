@@ -73,7 +73,8 @@ def cnn_modules(
     c_prev = in_shape[0]
     for i, c in enumerate(channels):
         pool = MaxPool2d(3, 2, 1) if i == 0 else AvgPool2d(3, 2, 1)
-        conv = Conv2d(c_prev, c, k, rng, padding=k // 2, bias=False)
+        # the first conv layer reads the images: nobody needs its input gradient
+        conv = Conv2d(c_prev, c, k, rng, padding=k // 2, bias=False, input_grad=i > 0)
         modules.append(Sequential(conv, BatchNorm2d(c), ReLU(), pool))
         c_prev = c
     c, h, w = cnn_shapes(in_shape, channels)[-1]

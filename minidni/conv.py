@@ -112,7 +112,9 @@ class Conv2d(_Spatial):
 
     Shapes: x (B, C_in, H, W) -> out (B, C_out, H_out, W_out); W (C_out, C_in, K, K);
     bias (C_out,). ``init`` is a :mod:`minidni.init` name with fan-in C_in K K; the bias
-    starts at 0; ``bias=False`` drops it (before a BatchNorm2d).
+    starts at 0; ``bias=False`` drops it (before a BatchNorm2d). ``input_grad=False``
+    tells the layer its input is data (as :class:`~minidni.layers.Linear`'s does): backward
+    then skips the input gradient (a matmul and a col2im) and returns None.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class Conv2d(_Spatial):
         padding: int = 0,
         init: str = "he",
         bias: bool = True,
+        input_grad: bool = True,
     ):
         if k < 1 or stride < 1 or padding < 0 or padding >= k:
             raise ValueError(
@@ -137,6 +140,7 @@ class Conv2d(_Spatial):
         w = init_weight(rng, c_in * k * k, c_out, init)  # (C_in K K, C_out)
         self.W = Parameter(xp.reshape(xp.permute_dims(w, (1, 0)), (c_out, c_in, k, k)), "W")
         self.b = Parameter(zeros((c_out,)), "b") if bias else None
+        self.input_grad = input_grad
 
     def __repr__(self) -> str:
         extra = "" if self.b is not None else ", bias=False"
@@ -170,7 +174,7 @@ class Conv2d(_Spatial):
         out = xp.reshape(out, (b, h_out, w_out, self.c_out))
         return to_nchw(out), (cols, tuple(x.shape))  # (B, C_out, Ho, Wo)
 
-    def backward(self, dout: Array, cache: Any) -> Array:
+    def backward(self, dout: Array, cache: Any) -> Array | None:
         cols, (b, c, h, w) = cache
         xp = backend.namespace()
         h_out = out_size(h, self.k, self.stride, self.padding)
@@ -182,6 +186,8 @@ class Conv2d(_Spatial):
         self.W.grad += xp.permute_dims(dw, (3, 2, 0, 1))  # (C_out, C, K, K)
         if self.b is not None:
             self.b.grad += xp.sum(d, axis=0)
+        if not self.input_grad:
+            return None
         dcols = xp.matmul(d, xp.permute_dims(self._w_matrix(), (1, 0)))  # (B Ho Wo, K K C)
         dcols = xp.reshape(dcols, (b, h_out, w_out, self.k * self.k, c))
         dx = unwindows(dcols, (b, h, w, c), self.k, self.stride, self.padding)

@@ -61,6 +61,21 @@ def parameters_of(model: Any) -> list[Any]:
     return params
 
 
+def optimizers_of(model: Any) -> list[Any]:
+    """Every optimizer of ``model``, found where :func:`parameters_of` finds parameters:
+    the model's own (``opts``, ``opt``) and those of its SG models (``sgs``, ``sg``) and
+    synthetic-input models (``inputs``)."""
+    parts = [model, getattr(model, "sg", None)]
+    parts += list(getattr(model, "sgs", None) or []) + list(getattr(model, "inputs", None) or [])
+    opts = []
+    for part in parts:
+        if part is not None:
+            opts += list(getattr(part, "opts", None) or [])
+            if getattr(part, "opt", None) is not None:
+                opts.append(part.opt)
+    return opts
+
+
 class Monitor:
     """Divergence checks and progress for one run of ``total`` steps.
 

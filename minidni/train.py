@@ -17,7 +17,8 @@ import numpy as np
 
 from . import backend, checks
 from .losses import error_rate
-from .monitor import Monitor, parameters_of
+from .monitor import Monitor, optimizers_of, parameters_of
+from .optim import LR_SCHEDULES
 
 
 @dataclass
@@ -81,9 +82,14 @@ def fit(
     batch_size: int = 256,
     eval_every: int = 500,
     log: Callable[[str], None] | None = None,
+    lr_schedule: str = "constant",
 ) -> History:
     """Train ``model`` for ``steps`` minibatch steps, evaluating every ``eval_every`` steps
     and at the end. ``train_loss`` holds the mean training loss since the last evaluation.
+
+    ``lr_schedule`` (a name in :data:`minidni.optim.LR_SCHEDULES`: ``"constant"`` or
+    ``"cosine"``) scales the learning rate of every optimizer of the model (modules and
+    SG / synthetic-input models alike) at each step; the rates are restored at the end.
 
     A NaN or infinite loss (any step) or parameter (at evaluation steps) raises
     :class:`~minidni.monitor.Diverged` naming the step; progress is shown as it goes.
@@ -93,26 +99,38 @@ def fit(
     checks.count("fit", "eval_every", eval_every)
     if batch_size > len(train):
         raise ValueError(f"fit: batch_size {batch_size} exceeds the {len(train)} training examples")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"fit: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}"
+        )
+    scale = LR_SCHEDULES[lr_schedule]
+    base_lrs = [(opt, opt.lr) for opt in optimizers_of(model)]
     history = History()
     start, running = time.perf_counter(), []
     index = batches(len(train), batch_size, rng)
     monitor = Monitor(steps)
-    for step in range(1, steps + 1):
-        x, y = train.take(next(index))
-        running.append(model.step(x, y)["loss"])
-        monitor.step(step, running[-1])
-        if step % eval_every == 0 or step == steps:
-            monitor.check_parameters(step, parameters_of(model))
-            history.steps.append(step)
-            history.test_error.append(evaluate(model.predict, test))
-            history.train_loss.append(float(np.mean(running)))
-            running = []
-            if log is not None:
-                log(
-                    f"step {step:6d}  train loss {history.train_loss[-1]:.4f}  "
-                    f"test error {100 * history.test_error[-1]:5.2f}%  "
-                    f"{time.perf_counter() - start:6.1f}s"
-                )
+    try:
+        for step in range(1, steps + 1):
+            for opt, lr in base_lrs:
+                opt.lr = lr * scale(step, steps)
+            x, y = train.take(next(index))
+            running.append(model.step(x, y)["loss"])
+            monitor.step(step, running[-1])
+            if step % eval_every == 0 or step == steps:
+                monitor.check_parameters(step, parameters_of(model))
+                history.steps.append(step)
+                history.test_error.append(evaluate(model.predict, test))
+                history.train_loss.append(float(np.mean(running)))
+                running = []
+                if log is not None:
+                    log(
+                        f"step {step:6d}  train loss {history.train_loss[-1]:.4f}  "
+                        f"test error {100 * history.test_error[-1]:5.2f}%  "
+                        f"{time.perf_counter() - start:6.1f}s"
+                    )
+    finally:  # leave the model's learning rates as they were
+        for opt, lr in base_lrs:
+            opt.lr = lr
     monitor.close()
     history.seconds = time.perf_counter() - start
     return history

@@ -99,6 +99,24 @@ def window_gap(x: np.ndarray, k: int, stride: int, padding: int) -> float:
     return gap
 
 
+def test_first_conv2d_skips_the_input_gradient_only(xp, float64):
+    """input_grad=False (the CNN's first layer reads images): backward returns None, and W
+    gets the same gradient as with the input gradient; cnn_modules sets it on the first
+    conv layer only."""
+    from minidni.cnn import cnn_modules
+
+    x = RNG(2).normal((2, 3, 6, 6))
+    full, first = Conv2d(3, 4, 3, RNG(1), padding=1), Conv2d(3, 4, 3, RNG(1), padding=1)
+    first.input_grad = False
+    dout = RNG(3).normal((2, 4, 6, 6))
+    assert full.backward(dout, full.forward(x)[1]) is not None
+    assert first.backward(dout, first.forward(x)[1]) is None
+    for p, q in zip(full.parameters(), first.parameters(), strict=True):
+        np.testing.assert_array_equal(to_numpy(p.grad), to_numpy(q.grad))
+    modules = cnn_modules((1, 12, 12), [2, 2], 10, RNG(0))
+    assert [m.layers[0].input_grad for m in modules[:2]] == [False, True]
+
+
 @given(settings=pool_settings(), seed=seeds)
 def test_maxpool2d_gradients(xp, float64, settings, seed):
     """The gradient goes to each window's arg-max. Checked away from ties: a central

@@ -75,3 +75,9 @@ def test_quick_profile_is_the_documented_budget():
     assert quick["datasets"] == ["mnist"] and len(quick["seeds"]) >= 2
     assert sorted(quick["methods"]) == ["bprop", "cdni", "dni"] and quick["batch_size"] == 64
     assert len(ff_cnn.jobs(quick)) == 6
+    assert {job["lr_schedule"] for job in ff_cnn.jobs(quick)} == {"cosine"}
+
+
+def test_lr_schedule_is_checked_against_the_known_schedules():
+    with pytest.raises(ValueError, match="lr_schedule.*one of constant, cosine"):
+        experiments.configure("ff-cnn", "smoke", {"lr_schedule": "linear"})

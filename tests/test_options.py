@@ -276,6 +276,43 @@ def test_fit_evaluates_every_eval_every_steps_and_at_the_end():
     assert len(history.test_error) == len(history.train_loss) == 3
 
 
+def test_cosine_schedule_runs_from_one_to_zero_through_one_half():
+    """(1 + cos(pi (step - 1) / steps)) / 2: 1 at the first step, 1/2 half way, falling
+    every step, and still above 0 at the last step (whose update would otherwise be lost)."""
+    from minidni.optim import cosine
+
+    steps = 10
+    factors = [cosine(step, steps) for step in range(1, steps + 1)]
+    assert factors[0] == 1.0
+    assert cosine(6, steps) == pytest.approx(0.5, abs=1e-15)
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert factors[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.9)), rel=1e-15)
+    assert factors[-1] > 0
+
+
+def test_fit_scales_every_optimizer_by_the_schedule_and_restores_the_rates(monkeypatch):
+    """Bugs caught: the schedule reaching only the modules' optimizers (not the SG
+    models'), a step running at the wrong factor, rates left decayed after fit."""
+    from minidni import optim
+    from minidni.train import Dataset, fit
+
+    data = Dataset.from_numpy(
+        np.random.default_rng(0).normal(size=(32, 6)).astype(np.float32),
+        np.arange(32) % 3,
+    )
+    net = build_mlp("cdni", [6, 5, 5, 3], RNG(0), lr=0.01, sg_lr=0.002)
+    opts = net.opts + [sg.opt for sg in net.sgs]
+    seen = []
+    monkeypatch.setattr(optim.Adam, "step", lambda self: seen.append((id(self), self.lr)))
+    fit(net, data, data, steps=4, rng=RNG(1), batch_size=8, eval_every=4, lr_schedule="cosine")
+    for opt, base in zip(opts, [0.01] * len(net.opts) + [0.002] * len(net.sgs)):
+        lrs = [lr for who, lr in seen if who == id(opt)]
+        assert lrs == pytest.approx([base * optim.cosine(s, 4) for s in range(1, 5)], rel=1e-12)
+        assert opt.lr == base
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, cosine"):
+        fit(net, data, data, steps=2, rng=RNG(1), batch_size=8, lr_schedule="linear")
+
+
 def test_unlock_job_builds_the_schedule_its_job_describes(monkeypatch):
     """Bugs caught: unlock_job ignoring staleness k or p_update, or the input models'
     settings."""
