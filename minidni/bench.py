@@ -435,12 +435,12 @@ def memory(steps: int = 1000, batch: int = 256, every: int | None = None) -> dic
 def bench_cnn(
     batch: int = 64,
     steps: int = 20,
-    channels: Sequence[int] = (16, 16, 16),
+    channels: Sequence[int] | None = None,
     methods: Sequence[str] = ("bprop", "cdni", "dni"),
 ) -> dict[str, tuple[float, float]]:
     """Median ms per training step of the MNIST CNN of ``minidni reproduce ff-cnn``
-    (quick profile: 5x5 convs of ``channels``, linear convolutional SG models), float32:
-    wall-clock time and this process's CPU time (``time.process_time``).
+    (its quick profile's net and SG models; ``channels`` overrides the conv widths),
+    float32: wall-clock time and this process's CPU time (``time.process_time``).
 
     The methods' steps are *interleaved* (one step of each in turn), so that a load that
     changes over time (other jobs on a shared machine) affects them alike and their
@@ -449,11 +449,24 @@ def bench_cnn(
     (wall ms, cpu ms)}`` and prints the ratios to the first method.
     """
     from .cnn import build_cnn
+    from .experiments.ff_cnn import PROFILES, sg_hidden
 
+    quick = PROFILES["quick"]
+    channels = list(channels or quick["channels"]["mnist"])
     rng = backend.RNG(0)
     x = rng.normal((batch, 1, 28, 28))
     y = backend.asarray(rng.np.integers(0, 10, size=batch))
-    nets = {m: build_cnn(m, (1, 28, 28), channels, rng) for m in methods}
+    nets = {
+        m: build_cnn(
+            m,
+            (1, 28, 28),
+            channels,
+            rng,
+            sg_hidden=tuple(sg_hidden(quick, "mnist", m)),
+            sg_k=quick["sg_k"],
+        )
+        for m in methods
+    }
     for net in nets.values():  # warm-up
         net.step(x, y)
     wall: dict[str, list[float]] = {m: [] for m in methods}
@@ -466,7 +479,10 @@ def bench_cnn(
             _sync()
             wall[m].append(1e3 * (time.perf_counter() - start))
             cpu[m].append(1e3 * (time.process_time() - start_cpu))
-    print(f"backend {backend.get_backend()}, float32, batch {batch}, CNN conv {list(channels)}")
+    print(
+        f"backend {backend.get_backend()}, float32, batch {batch}, CNN conv {channels}, "
+        f"SG hidden {sg_hidden(quick, 'mnist', 'cdni')} ({quick['sg_k']}x{quick['sg_k']})"
+    )
     result = {m: (statistics.median(wall[m]), statistics.median(cpu[m])) for m in methods}
     first = methods[0]
     for m, (w, c) in result.items():

@@ -81,3 +81,36 @@ def test_quick_profile_is_the_documented_budget():
 def test_lr_schedule_is_checked_against_the_known_schedules():
     with pytest.raises(ValueError, match="lr_schedule.*one of constant, cosine"):
         experiments.configure("ff-cnn", "smoke", {"lr_schedule": "linear"})
+
+
+def test_cnn_job_builds_the_net_and_schedule_its_job_describes(mnist_dir, monkeypatch):
+    """Bugs caught: cnn_job ignoring the SG models' kernel size or hidden widths, or
+    training without the job's learning-rate schedule."""
+    import minidni.cnn
+    import minidni.train
+
+    class Built(Exception):
+        pass
+
+    seen = {}
+
+    def spy_build(method, in_shape, channels, rng, **kw):
+        seen.update(method=method, channels=list(channels), **kw)
+        return "net"
+
+    def spy_fit(net, train, test, steps, rng, batch_size, eval_every, log, lr_schedule):
+        seen.update(steps=steps, lr_schedule=lr_schedule)
+        raise Built
+
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
+    monkeypatch.setattr(minidni.cnn, "build_cnn", spy_build)
+    monkeypatch.setattr(minidni.train, "fit", spy_fit)
+    config = experiments.configure(
+        "ff-cnn", "smoke", {"sg_k": 3, "lr_schedule": "constant", "methods": ["cdni"]}
+    )
+    job = [j for j in ff_cnn.jobs(config) if j["dataset"] == "mnist"][0]
+    with pytest.raises(Built):
+        ff_cnn.cnn_job(job)
+    assert seen["method"] == "cdni" and seen["sg_k"] == 3
+    assert seen["sg_hidden"] == tuple(config["sg_hidden"]["cdni"])
+    assert seen["lr_schedule"] == "constant" and seen["steps"] == config["steps"]

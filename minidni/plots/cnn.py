@@ -17,7 +17,9 @@ def plot_ff_cnn(results: dict, path: Path) -> Path:
     seeds, min-max band)."""
     config = results["config"]
     datasets = results["datasets_run"]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(3.8 * len(datasets), 3.3), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(max(5.6, 3.8 * len(datasets)), 3.3), squeeze=False
+    )
     for ax, dataset in zip(axes[0], datasets):
         for method in config["methods"]:
             runs = [r for r in results["runs"] if r["dataset"] == dataset and r["method"] == method]
