@@ -46,33 +46,33 @@ def check_parameters(params: Iterable[Any], step: int) -> None:
             raise Diverged(step, f"parameter {name} {tuple(p.value.shape)} is not finite")
 
 
+def _submodels(model: Any) -> list[Any]:
+    """The SG models (``sg``, ``sgs``) and synthetic-input models (``inputs``) of a
+    model, where it has them."""
+    parts = [getattr(model, "sg", None)]
+    for name in ("sgs", "inputs"):
+        parts += getattr(model, name, None) or []
+    return [m for m in parts if m is not None]
+
+
 def parameters_of(model: Any) -> list[Any]:
     """Every trainable parameter of ``model``: its ``parameters()`` (if it has them),
     and those of its ``modules``, SG models (``sgs``, ``sg``) and synthetic-input
     models (``inputs``): a :class:`~minidni.decoupled.DecoupledNet`,
     :class:`~minidni.unlock.UnlockedNet` or :class:`~minidni.tbptt.TBPTT`."""
     params = list(model.parameters()) if hasattr(model, "parameters") else []
-    parts = [getattr(model, "sg", None)]
-    for part in ("modules", "sgs", "inputs"):
-        parts += getattr(model, part, None) or []
-    for m in parts:
-        if m is not None:
-            params += (m.net if hasattr(m, "net") else m).parameters()
+    for m in list(getattr(model, "modules", None) or []) + _submodels(model):
+        params += (m.net if hasattr(m, "net") else m).parameters()
     return params
 
 
 def optimizers_of(model: Any) -> list[Any]:
-    """Every optimizer of ``model``, found where :func:`parameters_of` finds parameters:
-    the model's own (``opts``, ``opt``) and those of its SG models (``sgs``, ``sg``) and
-    synthetic-input models (``inputs``)."""
-    parts = [model, getattr(model, "sg", None)]
-    parts += list(getattr(model, "sgs", None) or []) + list(getattr(model, "inputs", None) or [])
-    opts = []
-    for part in parts:
-        if part is not None:
-            opts += list(getattr(part, "opts", None) or [])
-            if getattr(part, "opt", None) is not None:
-                opts.append(part.opt)
+    """Every optimizer of ``model``: its own (``opts``, ``opt``) and those of the SG and
+    synthetic-input models that :func:`parameters_of` visits."""
+    opts = list(getattr(model, "opts", None) or [])
+    for part in [model, *_submodels(model)]:
+        if getattr(part, "opt", None) is not None:
+            opts.append(part.opt)
     return opts
 
 

@@ -111,11 +111,11 @@ def sg_hidden(config: dict, dataset: str, method: str) -> list[int]:
 
 def jobs(config: dict, data_dir: str | None = None) -> list[dict]:
     """One job per (dataset, method, seed), for the datasets that are present."""
-    keys = ("batch_size", "steps", "eval_every", "lr_schedule", "sg_k")
-    keys += ("train_subset", "test_subset")
+    settings = ("batch_size", "steps", "eval_every", "lr_schedule", "sg_k")
+    subsets = ("train_subset", "test_subset")
     return [
         {
-            **{k: config[k] for k in keys if k in config},
+            **{k: config[k] for k in settings + subsets if k in config},
             "lr": config["lr"][method],
             "sg_lr": config["sg_lr"][method],
             "sg_hidden": sg_hidden(config, dataset, method),
@@ -169,7 +169,7 @@ def cnn_job(job: dict) -> dict:
         rng,
         lr=job["lr"],
         sg_hidden=tuple(job["sg_hidden"]),
-        sg_k=job.get("sg_k", 5),
+        sg_k=job["sg_k"],
         sg_lr=job["sg_lr"],
     )
     name = f"{job['dataset']} {job['method']} seed={job['seed']}"
@@ -186,7 +186,7 @@ def cnn_job(job: dict) -> dict:
         job["batch_size"],
         job["eval_every"],
         progress,
-        job.get("lr_schedule", "constant"),
+        job["lr_schedule"],
     )
     return mlp_record(job, history)
 
