@@ -111,11 +111,15 @@ class ConvSyntheticGradient:
         c = self.shape[0]
         layers: list[Module] = []
         c_prev = c
+        # M is trained, never backpropagated through: its first layer skips dL/dh
         for width in hidden:
-            layers += [Conv2d(c_prev, width, k, rng, padding=k // 2, bias=False)]
-            layers += [BatchNorm2d(width), ReLU()]
+            conv = Conv2d(
+                c_prev, width, k, rng, padding=k // 2, bias=False, input_grad=bool(layers)
+            )
+            layers += [conv, BatchNorm2d(width), ReLU()]
             c_prev = width
-        layers.append(Conv2d(c_prev, c, k, rng, padding=k // 2, init="zeros"))
+        last = Conv2d(c_prev, c, k, rng, padding=k // 2, init="zeros", input_grad=bool(layers))
+        layers.append(last)
         self.net = Sequential(*layers)
         self.context = (
             Linear(d_context, c * self.shape[1] * self.shape[2], rng, init="zeros", bias=False)

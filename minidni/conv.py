@@ -5,13 +5,20 @@ backward(dout, cache)`` with parameter gradients accumulated into ``p.grad``.
 
 Convolution is a matrix product over *windows* (im2col, as in CS231n and Chainer's
 ``im2col_cpu``): :func:`windows` gathers, for each of the K*K kernel offsets (ki, kj), the
-strided slice ``x_pad[:, ki::s, kj::s, :]`` of the zero-padded input, so the only Python
+strided slice ``x_pad[:, :, ki::s, kj::s]`` of the zero-padded input, so the only Python
 loop runs over the K*K offsets, never over pixels. Its adjoint :func:`unwindows` adds
 each offset's slice back into a zero map (col2im), which is the input gradient. Both use
 only slicing, ``stack``, ``concat`` and in-place slice addition, which every array API
-backend has. They work channels-last, (B, H, W, C), so that the window matrix needs no
-copy beyond the gather; the layers take and return (B, C, H, W) and transpose the
-(small) maps at their edges.
+backend has.
+
+Inside a layer, maps are held channels first and batch second, (C, B, H, W). Why: the
+offsets are stacked on a new *leading* axis, (K*K, C, B, H_out, W_out), so each offset's
+slice is copied as one block (rows of W_out floats), and a reshape to (K K C, B H_out
+W_out) is free: the transposed im2col matrix, one operand of a single matrix product.
+(Channels last with the offsets next to the channels, the first layout, copies pieces
+of C floats; docs/cnn.md times both.) The layers take and return (B, C, H, W);
+swapping the first two axes moves whole H x W planes, and a layer's output is a view of
+its (C, B, H, W) result, so the next layer's swap back is free.
 
 Shapes: B batch, C / C_in / C_out channels, H x W the map, K the kernel size, s the
 stride, p the zero padding, H_out = (H + 2p - K) // s + 1 (likewise W_out).
@@ -34,62 +41,56 @@ def out_size(n: int, k: int, stride: int, padding: int) -> int:
     return (n + 2 * padding - k) // stride + 1
 
 
-def to_nhwc(x: Array) -> Array:
-    """(B, C, H, W) -> (B, H, W, C): the window helpers' layout (channels contiguous)."""
-    return backend.namespace().permute_dims(x, (0, 2, 3, 1))
-
-
-def to_nchw(x: Array) -> Array:
-    """(B, H, W, C) -> (B, C, H, W)."""
-    return backend.namespace().permute_dims(x, (0, 3, 1, 2))
+def swap_cb(x: Array) -> Array:
+    """(B, C, H, W) <-> (C, B, H, W): the layers' layout and the windows' layout."""
+    return backend.namespace().permute_dims(x, (1, 0, 2, 3))
 
 
 def pad2d(x: Array, p: int, value: float = 0.0) -> Array:
-    """(B, H, W, C) -> (B, H + 2p, W + 2p, C), the border filled with ``value``."""
+    """(C, B, H, W) -> (C, B, H + 2p, W + 2p), the border filled with ``value``."""
     if p == 0:
         return x
     xp = backend.namespace()
-    b, h, w, c = x.shape
-    rows = xp.full((b, p, w, c), value, dtype=x.dtype)
-    x = xp.concat([rows, x, rows], axis=1)  # (B, H + 2p, W, C)
-    cols = xp.full((b, h + 2 * p, p, c), value, dtype=x.dtype)
-    return xp.concat([cols, x, cols], axis=2)  # (B, H + 2p, W + 2p, C)
+    c, b, h, w = x.shape
+    rows = xp.full((c, b, p, w), value, dtype=x.dtype)
+    x = xp.concat([rows, x, rows], axis=2)  # (C, B, H + 2p, W)
+    cols = xp.full((c, b, h + 2 * p, p), value, dtype=x.dtype)
+    return xp.concat([cols, x, cols], axis=3)  # (C, B, H + 2p, W + 2p)
 
 
 def windows(x: Array, k: int, stride: int, padding: int, fill: float = 0.0) -> Array:
-    """All K x K windows of x: (B, H, W, C) -> (B, H_out, W_out, K*K, C).
+    """All K x K windows of x: (C, B, H, W) -> (K*K, C, B, H_out, W_out).
 
-    Entry ``[b, i, j, ki * K + kj, c]`` is ``x_pad[b, i * s + ki, j * s + kj, c]``. In this
-    layout a reshape to (B H_out W_out, K K C) is free: the im2col matrix.
+    Entry ``[ki * K + kj, c, b, i, j]`` is ``x_pad[c, b, i * s + ki, j * s + kj]``. In this
+    layout a reshape to (K K C, B H_out W_out) is free: the transposed im2col matrix.
     """
     xp = backend.namespace()
-    h_out = out_size(x.shape[1], k, stride, padding)
-    w_out = out_size(x.shape[2], k, stride, padding)
+    h_out = out_size(x.shape[2], k, stride, padding)
+    w_out = out_size(x.shape[3], k, stride, padding)
     x = pad2d(x, padding, fill)
     last_i, last_j = (h_out - 1) * stride + 1, (w_out - 1) * stride + 1
     return xp.stack(
         [
-            x[:, ki : ki + last_i : stride, kj : kj + last_j : stride, :]
+            x[:, :, ki : ki + last_i : stride, kj : kj + last_j : stride]
             for ki in range(k)
             for kj in range(k)
         ],
-        axis=3,
+        axis=0,
     )
 
 
 def unwindows(cols: Array, shape: tuple, k: int, stride: int, padding: int) -> Array:
-    """The adjoint of :func:`windows` (col2im): (B, H_out, W_out, K*K, C) -> ``shape``
-    (B, H, W, C), each window entry added back where it came from (overlaps sum)."""
+    """The adjoint of :func:`windows` (col2im): (K*K, C, B, H_out, W_out) -> ``shape``
+    (C, B, H, W), each window entry added back where it came from (overlaps sum)."""
     xp = backend.namespace()
-    b, h, w, c = shape
-    h_out, w_out = cols.shape[1], cols.shape[2]
-    dx = xp.zeros((b, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
+    c, b, h, w = shape
+    h_out, w_out = cols.shape[3], cols.shape[4]
+    dx = xp.zeros((c, b, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
     last_i, last_j = (h_out - 1) * stride + 1, (w_out - 1) * stride + 1
     for ki in range(k):
         for kj in range(k):
-            window = cols[:, :, :, ki * k + kj, :]  # (B, Ho, Wo, C)
-            dx[:, ki : ki + last_i : stride, kj : kj + last_j : stride, :] += window
-    return dx[:, padding : padding + h, padding : padding + w, :]
+            dx[:, :, ki : ki + last_i : stride, kj : kj + last_j : stride] += cols[ki * k + kj, ...]
+    return dx[:, :, padding : padding + h, padding : padding + w]
 
 
 class _Spatial(Module):
@@ -153,10 +154,10 @@ class Conv2d(_Spatial):
         return [self.W] if self.b is None else [self.W, self.b]
 
     def _w_matrix(self) -> Array:
-        """W as the (K K C_in, C_out) matrix that multiplies a window row."""
+        """W as the (C_out, K K C_in) matrix that multiplies a window column."""
         xp = backend.namespace()
-        w = xp.permute_dims(self.W.value, (2, 3, 1, 0))  # (K, K, C_in, C_out)
-        return xp.reshape(w, (self.k * self.k * self.channels, self.c_out))
+        w = xp.permute_dims(self.W.value, (0, 2, 3, 1))  # (C_out, K, K, C_in)
+        return xp.reshape(w, (self.c_out, self.k * self.k * self.channels))
 
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check_map(x)
@@ -166,13 +167,13 @@ class Conv2d(_Spatial):
         w_out = out_size(w, self.k, self.stride, self.padding)
         if h_out < 1 or w_out < 1:
             raise ValueError(f"{self!r}: input map {h}x{w} is smaller than the kernel")
-        cols = windows(to_nhwc(x), self.k, self.stride, self.padding)  # (B, Ho, Wo, K*K, C)
-        cols = xp.reshape(cols, (b * h_out * w_out, self.k * self.k * c))  # (B Ho Wo, K K C)
-        out = xp.matmul(cols, self._w_matrix())  # (B Ho Wo, C_out)
+        cols = windows(swap_cb(x), self.k, self.stride, self.padding)  # (K*K, C, B, Ho, Wo)
+        cols = xp.reshape(cols, (self.k * self.k * c, b * h_out * w_out))  # (K K C, B Ho Wo)
+        out = xp.matmul(self._w_matrix(), cols)  # (C_out, B Ho Wo)
         if self.b is not None:
-            out = out + self.b.value
-        out = xp.reshape(out, (b, h_out, w_out, self.c_out))
-        return to_nchw(out), (cols, tuple(x.shape))  # (B, C_out, Ho, Wo)
+            out = out + self.b.value[:, None]
+        out = xp.reshape(out, (self.c_out, b, h_out, w_out))
+        return swap_cb(out), (cols, tuple(x.shape))  # (B, C_out, Ho, Wo)
 
     def backward(self, dout: Array, cache: Any) -> Array | None:
         cols, (b, c, h, w) = cache
@@ -180,18 +181,18 @@ class Conv2d(_Spatial):
         h_out = out_size(h, self.k, self.stride, self.padding)
         w_out = out_size(w, self.k, self.stride, self.padding)
         self._check("dout", (b, self.c_out, h_out, w_out), dout.shape)
-        d = xp.reshape(to_nhwc(dout), (b * h_out * w_out, self.c_out))  # (B Ho Wo, C_out)
-        dw = xp.matmul(xp.permute_dims(cols, (1, 0)), d)  # (K K C, C_out)
-        dw = xp.reshape(dw, (self.k, self.k, c, self.c_out))
-        self.W.grad += xp.permute_dims(dw, (3, 2, 0, 1))  # (C_out, C, K, K)
+        d = xp.reshape(swap_cb(dout), (self.c_out, b * h_out * w_out))  # (C_out, B Ho Wo)
+        dw = xp.matmul(d, xp.permute_dims(cols, (1, 0)))  # (C_out, K K C)
+        dw = xp.reshape(dw, (self.c_out, self.k, self.k, c))
+        self.W.grad += xp.permute_dims(dw, (0, 3, 1, 2))  # (C_out, C, K, K)
         if self.b is not None:
-            self.b.grad += xp.sum(d, axis=0)
+            self.b.grad += xp.sum(d, axis=1)
         if not self.input_grad:
             return None
-        dcols = xp.matmul(d, xp.permute_dims(self._w_matrix(), (1, 0)))  # (B Ho Wo, K K C)
-        dcols = xp.reshape(dcols, (b, h_out, w_out, self.k * self.k, c))
-        dx = unwindows(dcols, (b, h, w, c), self.k, self.stride, self.padding)
-        return to_nchw(dx)  # (B, C, H, W)
+        dcols = xp.matmul(xp.permute_dims(self._w_matrix(), (1, 0)), d)  # (K K C, B Ho Wo)
+        dcols = xp.reshape(dcols, (self.k * self.k, c, b, h_out, w_out))
+        dx = unwindows(dcols, (c, b, h, w), self.k, self.stride, self.padding)
+        return swap_cb(dx)  # (B, C, H, W)
 
 
 class BatchNorm2d(_Spatial):
@@ -215,15 +216,17 @@ class BatchNorm2d(_Spatial):
 
     @staticmethod
     def _pixels(x: Array) -> Array:
+        """(B, C, H, W) -> (B H W, C), a transposed view of the (C, B H W) matrix."""
         xp = backend.namespace()
-        b, c, h, w = x.shape
-        return xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (b * h * w, c))  # (B H W, C)
+        c = x.shape[1]
+        return xp.permute_dims(xp.reshape(swap_cb(x), (c, -1)), (1, 0))  # (B H W, C)
 
     @staticmethod
     def _maps(p: Array, shape: tuple) -> Array:
+        """(B H W, C) -> (B, C, H, W), the inverse of :meth:`_pixels`."""
         xp = backend.namespace()
         b, c, h, w = shape
-        return xp.permute_dims(xp.reshape(p, (b, h, w, c)), (0, 3, 1, 2))  # (B, C, H, W)
+        return swap_cb(xp.reshape(xp.permute_dims(p, (1, 0)), (c, b, h, w)))  # (B, C, H, W)
 
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check_map(x)

@@ -49,6 +49,18 @@ class Adam(Optimizer):
     ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;
     ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
     ``v_hat = v / (1 - b2^t)`` and t the number of steps taken.
+
+    ``flush_subnormal`` (default on) keeps m out of the subnormal range. Why: wherever a
+    gradient is zero for a while (a rarely lit MNIST pixel, a dead ReLU) m shrinks by b1
+    (0.9) a step and, a few hundred steps later, falls below the dtype's smallest normal
+    number (1.2e-38 in float32), where x86 CPUs take a slow microcode path for every
+    operation that touches it. In a 1000-step MNIST run, 115,134 of 749,674 entries of m
+    were subnormal and the last 200 steps ran 1.4x slower (docs/async.md). Every
+    ``flush_every`` (16) steps, entries of m below ``smallest_normal / b1^16`` (6.4e-38 in
+    float32) are set to exactly zero: an entry that only decays cannot get from above
+    that floor to below the smallest normal number in 16 steps, so none ever becomes
+    subnormal, and the pass over m costs 1/16 of a pass a step. Values that small are far
+    below any update a float32 parameter can register, so no result changes measurably.
     """
 
     def __init__(
@@ -57,8 +69,11 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        flush_subnormal: bool = True,
     ):
         super().__init__(params, lr)
+        self.flush_subnormal = flush_subnormal
+        self.flush_every = 16
         self.b1, self.b2 = (checks.real(self, "betas", b, 0.0, 0.999999) for b in betas)
         self.eps = checks.real(self, "eps", eps)
         self.t = 0
@@ -90,6 +105,9 @@ class Adam(Optimizer):
             update = m / denom
             update *= step_size
             p.value -= update
+            if self.flush_subnormal and self.t % self.flush_every == 0:
+                decay = self.b1**self.flush_every if self.b1 > 0 else 1.0
+                m[xp.abs(m) < xp.finfo(m.dtype).smallest_normal / decay] = 0.0
 
 
 def constant(step: int, steps: int) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import backend
-from .conv import out_size, to_nchw, to_nhwc, unwindows, windows
+from .conv import out_size, swap_cb, unwindows, windows
 from .layers import Module
 
 Array = Any
@@ -57,23 +57,23 @@ class MaxPool2d(_Pool):
     since ``padding <= K / 2`` leaves every window a real pixel).
 
     The gradient goes to the window's arg-max only (the first one on a tie), as in
-    PyTorch; the cache holds that one-hot choice (B, H_out, W_out, K*K, C).
+    PyTorch; the cache holds that one-hot choice (K*K, C, B, H_out, W_out).
     """
 
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check_input(x)
         xp = backend.namespace()
-        cols = windows(to_nhwc(x), self.k, self.stride, self.padding, fill=-float("inf"))
-        first = xp.argmax(cols, axis=3)  # (B, Ho, Wo, C): the first arg-max
-        offsets = xp.reshape(xp.arange(self.k * self.k, dtype=first.dtype), (-1, 1))
-        mask = xp.astype(offsets == first[:, :, :, None, :], x.dtype)  # (B, Ho, Wo, K*K, C)
-        return to_nchw(xp.max(cols, axis=3)), (mask, tuple(x.shape))
+        cols = windows(swap_cb(x), self.k, self.stride, self.padding, fill=-float("inf"))
+        first = xp.argmax(cols, axis=0)  # (C, B, Ho, Wo): the first arg-max
+        offsets = xp.reshape(xp.arange(self.k * self.k, dtype=first.dtype), (-1, 1, 1, 1, 1))
+        mask = xp.astype(offsets == first[None, ...], x.dtype)  # (K*K, C, B, Ho, Wo)
+        return swap_cb(xp.max(cols, axis=0)), (mask, tuple(x.shape))
 
     def backward(self, dout: Array, cache: Any) -> Array:
         mask, shape = cache
         self._check("dout", self._out_shape(shape), dout.shape)
-        cols = mask * to_nhwc(dout)[:, :, :, None, :]  # (B, Ho, Wo, K*K, C)
-        return to_nchw(unwindows(cols, _nhwc(shape), self.k, self.stride, self.padding))
+        cols = mask * swap_cb(dout)[None, ...]  # (K*K, C, B, Ho, Wo)
+        return swap_cb(unwindows(cols, _cbhw(shape), self.k, self.stride, self.padding))
 
 
 class AvgPool2d(_Pool):
@@ -83,20 +83,20 @@ class AvgPool2d(_Pool):
 
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check_input(x)
-        cols = windows(to_nhwc(x), self.k, self.stride, self.padding)  # (B, Ho, Wo, K*K, C)
-        return to_nchw(backend.namespace().mean(cols, axis=3)), tuple(x.shape)
+        cols = windows(swap_cb(x), self.k, self.stride, self.padding)  # (K*K, C, B, Ho, Wo)
+        return swap_cb(backend.namespace().mean(cols, axis=0)), tuple(x.shape)
 
     def backward(self, dout: Array, cache: Any) -> Array:
         shape = cache
         self._check("dout", self._out_shape(shape), dout.shape)
         xp = backend.namespace()
         kk = self.k * self.k
-        d = to_nhwc(dout)[:, :, :, None, :] / kk  # (B, Ho, Wo, 1, C)
-        cols = xp.broadcast_to(d, (d.shape[0], d.shape[1], d.shape[2], kk, d.shape[4]))
-        return to_nchw(unwindows(cols, _nhwc(shape), self.k, self.stride, self.padding))
+        d = swap_cb(dout)[None, ...] / kk  # (1, C, B, Ho, Wo)
+        cols = xp.broadcast_to(d, (kk,) + tuple(d.shape[1:]))  # (K*K, C, B, Ho, Wo)
+        return swap_cb(unwindows(cols, _cbhw(shape), self.k, self.stride, self.padding))
 
 
-def _nhwc(shape: tuple) -> tuple:
-    """(B, C, H, W) -> (B, H, W, C)."""
+def _cbhw(shape: tuple) -> tuple:
+    """(B, C, H, W) -> (C, B, H, W)."""
     b, c, h, w = shape
-    return (b, h, w, c)
+    return (c, b, h, w)

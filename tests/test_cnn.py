@@ -11,6 +11,7 @@ from test_decoupled import OracleSG, params  # a sibling test module (tests/ is 
 from minidni import backend
 from minidni.backend import RNG
 from minidni.cnn import ConvSyntheticGradient, build_cnn, cnn_shapes
+from minidni.conv import Conv2d
 from minidni.gradcheck import check_directional
 
 IN_SHAPE = (2, 9, 8)  # (C, H, W): small, non-square, not a power of two
@@ -76,6 +77,17 @@ def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(hidden):
     assert losses[-1] < 0.05 * losses[0]
     with pytest.raises(ValueError, match="d_context=3"):
         sg.predict(rng.normal((2, *shape)))
+
+
+@pytest.mark.parametrize("hidden", [(), (3,), (3, 4)])
+def test_conv_sg_model_skips_only_the_gradient_with_respect_to_h(hidden):
+    """M is trained on its own loss and never backpropagated through, so its first
+    convolution skips dL/dh (a matmul and a col2im); every later one computes its input's."""
+    sg = ConvSyntheticGradient((2, 5, 4), RNG(0), hidden=hidden, k=3)
+    convs = [layer for layer in sg.net.layers if isinstance(layer, Conv2d)]
+    assert [conv.input_grad for conv in convs] == [False] + [True] * len(hidden)
+    delta_hat, cache = sg.predict(RNG(1).normal((3, 2, 5, 4)))
+    assert sg.net.backward(delta_hat, cache[0]) is None
 
 
 def test_cnn_shapes_and_logits(xp):

@@ -113,3 +113,38 @@ def test_float32_parameters_stay_float32(xp):
         p.grad = asarray(np.array(G1))
         opt.step()
         assert p.value.dtype == backend.namespace().float32
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_adam_keeps_decaying_first_moments_out_of_the_subnormal_range(xp, flush):
+    """After one gradient of 1e-30 and then zero gradients, m = 0.1 * 1e-30 * 0.9^(t-1)
+    falls below float32's smallest normal number (1.18e-38) at step 152. With the flush,
+    every 16th step zeroes entries below 1.18e-38 / 0.9^16 (6.4e-38), so m goes from
+    normal to exactly 0 and is never subnormal; without it, m spends steps 152 on as a
+    subnormal float (slow on x86 CPUs)."""
+    p = parameter()
+    assert p.value.dtype == backend.namespace().float32
+    opt = Adam([p], lr=0.01, flush_subnormal=flush)
+    tiny = np.finfo(np.float32).tiny
+    step(opt, p, [1e-30, 1.0])
+    seen = []
+    for _ in range(170):
+        step(opt, p, [0.0, 0.0])
+        m = to_numpy(opt.m[0]).astype(np.float64)
+        assert m[1] >= tiny  # 0.1 * 0.9^170 = 1.7e-9: normal, never flushed
+        seen.append("zero" if m[0] == 0 else "subnormal" if m[0] < tiny else "normal")
+    assert seen[0] == "normal"
+    if flush:
+        assert "subnormal" not in seen and seen[-1] == "zero"
+        assert (seen.index("zero") + 2) % 16 == 0  # entry i is step t = i + 2: a flush step
+    else:
+        assert "zero" not in seen and seen[-1] == "subnormal"
+
+
+def test_adam_flush_changes_nothing_above_the_subnormal_range(xp, float64):
+    """Ordinary gradients over 40 steps (two flush steps): the parameters with and without
+    the flush are identical."""
+    p, q = parameter(), parameter()
+    on, off = Adam([p], lr=0.01), Adam([q], lr=0.01, flush_subnormal=False)
+    for g in [G1, G2] * 20:
+        assert step(on, p, g) == step(off, q, g)
