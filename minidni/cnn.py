@@ -118,8 +118,9 @@ class ConvSyntheticGradient:
             )
             layers += [conv, BatchNorm2d(width), ReLU()]
             c_prev = width
-        last = Conv2d(c_prev, c, k, rng, padding=k // 2, init="zeros", input_grad=bool(layers))
-        layers.append(last)
+        layers.append(
+            Conv2d(c_prev, c, k, rng, padding=k // 2, init="zeros", input_grad=bool(layers))
+        )
         self.net = Sequential(*layers)
         self.context = (
             Linear(d_context, c * self.shape[1] * self.shape[2], rng, init="zeros", bias=False)

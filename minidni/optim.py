@@ -56,12 +56,14 @@ class Adam(Optimizer):
     number (1.2e-38 in float32), where x86 CPUs take a slow microcode path for every
     operation that touches it. In a 1000-step MNIST run, 115,134 of 749,674 entries of m
     were subnormal and the last 200 steps ran 1.4x slower (docs/async.md). Every
-    ``flush_every`` (16) steps, entries of m below ``smallest_normal / b1^16`` (6.4e-38 in
+    ``FLUSH_EVERY`` (16) steps, entries of m below ``smallest_normal / b1^16`` (6.4e-38 in
     float32) are set to exactly zero: an entry that only decays cannot get from above
     that floor to below the smallest normal number in 16 steps, so none ever becomes
     subnormal, and the pass over m costs 1/16 of a pass a step. Values that small are far
     below any update a float32 parameter can register, so no result changes measurably.
     """
+
+    FLUSH_EVERY = 16  # steps between two flushes of subnormal first moments
 
     def __init__(
         self,
@@ -73,7 +75,6 @@ class Adam(Optimizer):
     ):
         super().__init__(params, lr)
         self.flush_subnormal = flush_subnormal
-        self.flush_every = 16
         self.b1, self.b2 = (checks.real(self, "betas", b, 0.0, 0.999999) for b in betas)
         self.eps = checks.real(self, "eps", eps)
         self.t = 0
@@ -90,6 +91,8 @@ class Adam(Optimizer):
         # corrections become two scalars instead of two passes over every array.
         step_size = self.lr * math.sqrt(c2) / c1
         eps = self.eps * math.sqrt(c2)
+        flush = self.flush_subnormal and self.t % self.FLUSH_EVERY == 0
+        decay = self.b1**self.FLUSH_EVERY if self.b1 > 0 else 1.0  # b1 = 0: m = g, no decay
         for p, m, v in zip(self.params, self.m, self.v):
             g = p.grad
             # Every update below is in place on the optimizer's own arrays or a fresh
@@ -105,8 +108,7 @@ class Adam(Optimizer):
             update = m / denom
             update *= step_size
             p.value -= update
-            if self.flush_subnormal and self.t % self.flush_every == 0:
-                decay = self.b1**self.flush_every if self.b1 > 0 else 1.0
+            if flush:
                 m[xp.abs(m) < xp.finfo(m.dtype).smallest_normal / decay] = 0.0
 
 
