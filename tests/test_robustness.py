@@ -12,6 +12,7 @@ The experiments here are the rnn-copy smoke profile (no data files, ~0.1 s a run
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -304,6 +305,8 @@ def test_results_of_other_code_are_not_resumed(tmp_path):
     path = out / "rnn-copy.json"
     results = json.loads(path.read_text())
     assert len(results["environment"]["code"]) == 16
+    commit = results["environment"]["commit"]  # names the code, where it is a git checkout
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", commit), commit
     results["environment"]["code"] = "0" * 16  # as if written before an edit
     path.write_text(json.dumps(results))
     lines: list[str] = []

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import platform
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,7 @@ def record(name: str, profile: str, config: dict, runs: list[dict], started: flo
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
             "code": code_digest(),
+            "commit": git_commit(),
         },
     }
 
@@ -164,6 +166,29 @@ def code_digest() -> str:
         if "plots" not in path.relative_to(root).parts:
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The git commit of the checkout the library runs from (``+dirty`` when its
+    ``minidni/`` differs from that commit), or None outside a git checkout: with it, a
+    results file names the code that computed it, and a stopped run can be resumed from
+    that commit."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "minidni"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:  # no git on this machine
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _previous_wall(path: Path) -> float:
