@@ -1,7 +1,7 @@
-"""Subnormal floats in Adam's first moments, and what flushing them does (docs/async.md).
+"""Subnormal floats in Adam's first moments, and what flushing them does (docs/parallel.md).
 
     PYTHONPATH=. python docs/subnormal_probe.py count cdni on|off [LR]
-        1000 one-process steps of ``minidni async``'s quick profile in ``mode`` with
+        1000 one-process steps of ``minidni parallel``'s quick profile in ``mode`` with
         Adam's subnormal flush on or off: seconds per 200 steps and, at the end, how many
         entries of the parameters, m and v are subnormal.
     PYTHONPATH=. python docs/subnormal_probe.py cli on|off async --profile quick ...
@@ -18,9 +18,10 @@ import time
 
 import numpy as np
 
-from minidni import backend, optim, pipeline
+from minidni import backend, optim
 from minidni.experiments.parallel import PROFILES, data
-from minidni.monitor import optimizers_of
+from minidni.parallel import pipeline
+from minidni.tools.monitor import optimizers_of
 
 
 def subnormal(a: np.ndarray) -> int:
@@ -62,7 +63,7 @@ def cli(flush: bool, argv: list[str]) -> int:
         init(self, *args, **{**kwargs, "flush_subnormal": flush})
 
     optim.Adam.__init__ = forced
-    from minidni.cli import main
+    from minidni.tools.cli import main
 
     return main(argv)
 

@@ -9,7 +9,7 @@ plotting code itself lives in :mod:`minidni.plots` (one module per experiment fa
 import sys
 from pathlib import Path
 
-from minidni.cli import main
+from minidni.tools.cli import main
 
 HERE = Path(__file__).resolve().parent
 

@@ -302,7 +302,7 @@ class MultiNet:
         """M learns ``||delta_hat_t - delta_t||^2`` with ``delta_t = B * dL_B/dm_t``, B's
         true gradients, which arrive only now. Returns sums for R^2 and cosine."""
         xp = backend.namespace()
-        # the sums minidni.experiments.rnn_copy.sg_quality turns into R^2 and the cosine
+        # the sums minidni.sg_quality.sg_quality turns into R^2 and the cosine
         sums = dict.fromkeys(("error", "variance", "power", "dot", "pred_sq", "target_sq"), 0.0)
         for piece, dm in zip(pieces, dms):
             b, t_len, d = dm.shape
@@ -353,3 +353,15 @@ class MultiNet:
             [backend.to_numpy(xp.argmax(o, axis=1)) == yb[:, i] for i, o in enumerate(out_b)]
         )
         return float(acc_a), float(acc_b)
+
+
+def thresholds(k: int, y_train: np.ndarray, reach: float) -> dict[str, float]:
+    """Chance accuracies of both counts and the accuracies that count as reached."""
+    chance_a = chance_accuracy(k, float(np.mean(y_train % 2 == 1)))
+    chance_b = chance_accuracy(k * k, float(np.mean(y_train == 3)))
+    return {
+        "chance_a": round(chance_a, 4),
+        "chance_b": round(chance_b, 4),
+        "threshold_a": round(chance_a + reach * (1 - chance_a), 4),
+        "threshold_b": round(chance_b + reach * (1 - chance_b), 4),
+    }

@@ -17,8 +17,8 @@ import numpy as np
 
 from . import backend, checks
 from .losses import error_rate
-from .monitor import Monitor, optimizers_of, parameters_of
 from .optim import LR_SCHEDULES
+from .tools.monitor import Monitor, optimizers_of, parameters_of
 
 
 @dataclass
@@ -92,7 +92,7 @@ def fit(
     SG / synthetic-input models alike) at each step; the rates are restored at the end.
 
     A NaN or infinite loss (any step) or parameter (at evaluation steps) raises
-    :class:`~minidni.monitor.Diverged` naming the step; progress is shown as it goes.
+    :class:`~minidni.tools.monitor.Diverged` naming the step; progress is shown as it goes.
     """
     checks.count("fit", "steps", steps)
     checks.count("fit", "batch_size", batch_size)

@@ -25,7 +25,7 @@ Complete unlock, one step of :meth:`UnlockedNet.step`:
    chain's; with ``input_targets="sent"`` it is what module i-1 computes on its *own*
    input in step 1, ``h_tilde_{i-1} = f_{i-1}(I_{i-1}(x))`` (``h_1`` for i = 2): the
    activation a concurrent module i-1 actually sends, so no locked forward pass is needed
-   to train the ``I_i`` (:mod:`minidni.pipeline` runs it on separate processes).
+   to train the ``I_i`` (:mod:`minidni.parallel.pipeline` runs it on separate processes).
 
 So every module learns from its own synthetic input and its own synthetic gradient.
 With ``inputs=None`` (synthetic gradients only) step 1 is the real chain itself and the

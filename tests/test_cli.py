@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from minidni.cli import main
+from minidni.tools.cli import main
 
 
 @pytest.mark.mnist

@@ -138,7 +138,7 @@ def test_bootstrapped_cnn_target_is_the_backpropagated_synthetic_gradient(xp, fl
 
 def test_bench_cnn_prints_ms_per_step_and_ratios(capsys):
     """``minidni bench --cnn`` times Bprop, cDNI and DNI steps of the CNN, interleaved."""
-    from minidni.cli import main
+    from minidni.tools.cli import main
 
     assert main(["bench", "--cnn", "--batch", "4", "--steps", "1"]) == 0
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minidni.experiments.rnn_copy import Curriculum
+from minidni.data import Curriculum
 
 errors = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=0, max_size=80)
 

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minidni.backend import RNG, to_numpy
-from minidni.data import copy_batch
+from minidni.data import copy_batch, curriculum
 from minidni.data.episode_stream import EpisodeStream
-from minidni.experiments import rnn_copy
+from minidni.experiments import jobs, rnn_copy
 
 
 def numbered_episodes(lengths: list[int], d: int = 2):
@@ -118,7 +118,7 @@ def test_stream_mode_never_resets_the_state(xp, float64):
         "log_every": 1,
         "stream": True,
     }
-    model = rnn_copy.build_model(job, *rnn_copy.task_dims("copy", job["bits"]), "bce", RNG(0))
+    model = jobs.tbptt_model(job, *curriculum.task_dims("copy", job["bits"]), "bce", RNG(0))
     seen, resets = [], []
     segment, reset = model.segment, model.reset
 
@@ -131,7 +131,7 @@ def test_stream_mode_never_resets_the_state(xp, float64):
         reset(batch_size)
 
     model.segment, model.reset = recording_segment, recording_reset
-    cur = rnn_copy.Curriculum("copy", window=1, threshold=1e-9)
+    cur = curriculum.Curriculum("copy", window=1, threshold=1e-9)
     log = rnn_copy._Log()
     done = rnn_copy._stream_loop(job, model, cur, log, np.random.default_rng(1))
     assert done == 12 and resets == [2] and len(seen) > 2
@@ -143,15 +143,15 @@ def test_stream_mode_never_resets_the_state(xp, float64):
 
 
 def test_episode_length_and_the_solved_episode():
-    assert rnn_copy.episode_length("copy", 3) == 7
-    assert rnn_copy.episode_length("repeat_copy", 2, 3) == 2 + 1 + 6 + 1
-    cur = rnn_copy.Curriculum("repeat_copy", window=1, threshold=0.5)
+    assert curriculum.episode_length("copy", 3) == 7
+    assert curriculum.episode_length("repeat_copy", 2, 3) == 2 + 1 + 6 + 1
+    cur = curriculum.Curriculum("repeat_copy", window=1, threshold=0.5)
     assert cur.solved_episode_length == 0
     for _ in range(3):
         cur.update(0.0)  # (1,1) -> (2,1) -> (2,2) solved
     assert cur.solved == (2, 2) and cur.solved_episode_length == 2 + 1 + 4 + 1
     x, _, _ = copy_batch(np.random.default_rng(0), 1, 3)
-    assert x.shape[1] == rnn_copy.episode_length("copy", 3)
+    assert x.shape[1] == curriculum.episode_length("copy", 3)
 
 
 def test_criterion_decides_the_level_up(xp):
@@ -166,7 +166,7 @@ def test_criterion_decides_the_level_up(xp):
         "stream": False,
         "threshold": 0.15,
     }
-    runs = {c: rnn_copy.copy_job({**base, "criterion": c}) for c in ("xent_bits", "wrong_bits")}
+    runs = {c: rnn_copy.run_job({**base, "criterion": c}) for c in ("xent_bits", "wrong_bits")}
     for run in runs.values():
         curve = run["curve"]
         assert all(x >= 0 for x in curve["xent_bits"]) and all(e >= 0 for e in curve["bits_error"])

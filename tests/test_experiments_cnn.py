@@ -11,10 +11,10 @@ import pytest
 from test_data_cifar10 import make_archive  # a sibling test module (tests/ is on sys.path)
 
 from minidni import experiments
-from minidni.cli import main
 from minidni.data import cifar10 as cifar10_module
 from minidni.experiments import ff_cnn
 from minidni.plots import make_all
+from minidni.tools.cli import main
 
 pytestmark = pytest.mark.mnist
 
@@ -110,7 +110,7 @@ def test_cnn_job_builds_the_net_and_schedule_its_job_describes(mnist_dir, monkey
     )
     job = [j for j in ff_cnn.jobs(config) if j["dataset"] == "mnist"][0]
     with pytest.raises(Built):
-        ff_cnn.cnn_job(job)
+        ff_cnn.run_job(job)
     assert seen["method"] == "cdni" and seen["sg_k"] == 3
     assert seen["sg_hidden"] == tuple(config["sg_hidden"]["cdni"])
     assert seen["lr_schedule"] == "constant" and seen["steps"] == config["steps"]

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from minidni import experiments
-from minidni.cli import main
 from minidni.plots import make_all
+from minidni.tools.cli import main
 
 pytestmark = pytest.mark.mnist
 

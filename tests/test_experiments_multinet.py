@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from minidni import experiments
-from minidni.cli import main
 from minidni.experiments.multinet import first_reach, jobs, table, thresholds
 from minidni.multinet import chance_accuracy
 from minidni.plots import multinet as plots
+from minidni.tools.cli import main
 
 
 def test_chance_and_thresholds():

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minidni import backend, experiments
-from minidni.cli import main
-from minidni.data import has_split
+from minidni import backend, experiments, sg_quality
+from minidni.data import curriculum, has_split
 from minidni.experiments import rnn_copy, rnn_ptb
 from minidni.plots import make_all
 from minidni.plots import rnn as plots
+from minidni.tools.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +90,7 @@ def test_rnn_copy_smoke_json(copy_results_dir):
         assert curve["solved_episode"][-1] == run["solved_episode_length"]
         if run["solved_n"]:
             n, r = run["solved_n"], run["solved_r"]
-            assert run["solved_episode_length"] == rnn_copy.episode_length(run["task"], n, r)
+            assert run["solved_episode_length"] == curriculum.episode_length(run["task"], n, r)
         assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
         assert all(e >= 0 for e in curve["bits_error"])
         if run["method"] == "bptt":  # no M, nothing to score
@@ -209,7 +209,7 @@ def test_sg_sums_pair_each_prediction_with_its_target(xp, float64):
         segment(preds[1], targets[1], 0.5),  # scores preds[0] against targets[1]
         segment(None, targets[2], 2.0),  # the last: no prediction, scores preds[1]
     ]
-    sums = rnn_copy.sg_sums(segments)
+    sums = sg_quality.sg_sums(segments)
     pairs = [(preds[0], targets[1]), (preds[1], targets[2])]
     assert sums["error"] == 2.5
     want = {
@@ -221,17 +221,17 @@ def test_sg_sums_pair_each_prediction_with_its_target(xp, float64):
     }
     for key, value in want.items():
         np.testing.assert_allclose(backend.to_float(sums[key]), value, rtol=1e-12)
-    assert rnn_copy.sg_sums(segments[:1]) == dict.fromkeys(rnn_copy.SG_SUMS, 0.0)
+    assert sg_quality.sg_sums(segments[:1]) == dict.fromkeys(sg_quality.SG_SUMS, 0.0)
 
     t = targets[1]
     variance = ((t - t.mean(axis=0)) ** 2).sum(axis=1).mean()
     power = (t * t).sum(axis=1).mean()
     exact = {"error": 0.0, "variance": variance, "power": power, "dot": (t * t).sum()}
     exact |= {"pred_sq": (t * t).sum(), "target_sq": (t * t).sum()}
-    assert rnn_copy.sg_quality(exact) == (1.0, 1.0, 1.0)
-    *_, cos = rnn_copy.sg_quality({**exact, "dot": -(t * t).sum()})
+    assert sg_quality.sg_quality(exact) == (1.0, 1.0, 1.0)
+    *_, cos = sg_quality.sg_quality({**exact, "dot": -(t * t).sum()})
     assert cos == -1.0
     # a zero prediction: no better than the zero predictor (0), worse than the mean (< 0)
-    r2, r2_zero, _ = rnn_copy.sg_quality({**exact, "error": power})
+    r2, r2_zero, _ = sg_quality.sg_quality({**exact, "error": power})
     assert r2_zero == 0.0 and r2 == pytest.approx(1 - power / variance)
-    assert rnn_copy.sg_quality(dict.fromkeys(rnn_copy.SG_SUMS, 0.0)) == (None, None, None)
+    assert sg_quality.sg_quality(dict.fromkeys(sg_quality.SG_SUMS, 0.0)) == (None, None, None)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from minidni import experiments
-from minidni.cli import main
 from minidni.experiments.unlock import jobs, settings, table
 from minidni.plots import unlock as plots
+from minidni.tools.cli import main
 
 pytestmark = pytest.mark.mnist
 

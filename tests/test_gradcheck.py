@@ -18,9 +18,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from minidni import backend, cli, layers, losses
+from minidni import backend, layers, losses
 from minidni.backend import RNG
 from minidni.gradcheck import check_loss, check_module, dodge_kinks, standard_cases
+from minidni.tools import cli
 
 TOL = 1e-6  # the acceptance threshold of `minidni gradcheck`
 

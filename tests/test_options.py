@@ -206,7 +206,7 @@ def test_experiment_jobs_carry_every_per_method_setting():
 def test_mlp_job_builds_the_net_its_job_describes(monkeypatch):
     """Bugs caught: mlp_job ignoring p_update, lr, sg_lr or sg_hidden."""
     import minidni.decoupled
-    from minidni.experiments import common
+    from minidni.experiments import jobs
     from minidni.schedules import Stochastic
     from minidni.train import Dataset
 
@@ -218,11 +218,11 @@ def test_mlp_job_builds_the_net_its_job_describes(monkeypatch):
 
     tiny = Dataset.from_numpy(np.zeros((4, 784), np.float32), np.zeros(4, np.int64))
     monkeypatch.setattr(minidni.decoupled, "build_mlp", spy)
-    monkeypatch.setattr(common, "job_mnist", lambda job: (tiny, tiny))
+    monkeypatch.setattr(jobs, "job_mnist", lambda job: (tiny, tiny))
     job = {"method": "dni", "depth": 2, "width": 7, "seed": 0, "steps": 1, "eval_every": 1,
            "batch_size": 2, "lr": 0.1, "sg_lr": 0.2, "sg_hidden": [5], "p_update": 0.3}  # fmt: skip
     with pytest.raises(StopIteration):
-        common.mlp_job(job)
+        jobs.mlp_job(job)
     assert built["sizes"] == [784, 7, 7, 10]
     assert (built["lr"], built["sg_lr"], built["sg_hidden"]) == (0.1, 0.2, (5,))
     assert isinstance(built["schedule"], Stochastic) and built["schedule"].p_update == 0.3
@@ -335,7 +335,7 @@ def test_unlock_job_builds_the_schedule_its_job_describes(monkeypatch):
            "sg_hidden": [], "input_hidden": [6], "input_lr": 0.3, "p_update": 0.5,
            "staleness": 3}  # fmt: skip
     with pytest.raises(StopIteration):
-        unlock.unlock_job(job)
+        unlock.run_job(job)
     schedule = built["schedule"]
     assert isinstance(schedule, Delayed) and schedule.k == 3
     assert isinstance(schedule.base, Stochastic) and schedule.base.p_update == 0.5

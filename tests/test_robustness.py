@@ -17,10 +17,10 @@ import re
 import pytest
 
 from minidni import backend, experiments
-from minidni.cli import main
 from minidni.layers import Linear
-from minidni.monitor import Diverged, Monitor, check_parameters
 from minidni.plots import common as plots_common
+from minidni.tools.cli import main
+from minidni.tools.monitor import Diverged, Monitor, check_parameters
 
 TIMING = ("seconds", "cpu_seconds", "train_seconds")
 
@@ -271,8 +271,8 @@ def test_ctrl_c_on_the_command_line_exits_130_with_a_resume_hint(tmp_path, monke
             raise KeyboardInterrupt
         return real(j)
 
-    real = rnn_copy.copy_job
-    monkeypatch.setattr(rnn_copy, "copy_job", job)
+    real = rnn_copy.run_job
+    monkeypatch.setattr(rnn_copy, "run_job", job)
     argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path)]
     assert main(argv) == 130
     captured = capsys.readouterr()
@@ -282,7 +282,7 @@ def test_ctrl_c_on_the_command_line_exits_130_with_a_resume_hint(tmp_path, monke
 
 
 def test_progress_lines_carry_an_estimate_of_the_time_left(capsys, monkeypatch):
-    from minidni import progress
+    from minidni.tools import progress
 
     monkeypatch.setenv("MINIDNI_PROGRESS", "lines")
     monkeypatch.setenv("MINIDNI_PROGRESS_SECONDS", "0")

@@ -22,4 +22,4 @@ def test_parallel_chapter_runs(mnist_dir, monkeypatch, capsys):
     assert "a 2-rank pipeline at best:" in out
     assert "Delayed([2, 0]), 20 steps: first weight" in out
     if namespace["HAVE_MPI"]:
-        assert "locked:" in out and "cdni:" in out and "steps/s; waited rank 0:" in out
+        assert "bprop:" in out and "cdni:" in out and "steps/s; waited rank 0:" in out

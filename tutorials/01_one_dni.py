@@ -39,8 +39,8 @@ import numpy as np
 
 from minidni import backend
 from minidni.backend import RNG, to_float, to_numpy
+from minidni.data import mnist_datasets
 from minidni.decoupled import DecoupledNet
-from minidni.experiments.common import mnist
 from minidni.layers import BatchNorm, Linear, ReLU, Sequential
 from minidni.losses import mse, softmax_cross_entropy
 from minidni.optim import Adam
@@ -63,7 +63,7 @@ print(f"backend {backend.get_backend()}, FAST={FAST}")
 # are read from `$MINIDNI_DATA_DIR`. In FAST mode we keep only a few thousand examples.
 
 # %%
-train, test = mnist()
+train, test = mnist_datasets()
 if FAST:
     train = Dataset(*train.take(np.arange(4096)))  # the first 4096 examples
     test = Dataset(*test.take(np.arange(1000)))

@@ -38,8 +38,8 @@ import numpy as np
 
 from minidni import backend
 from minidni.backend import RNG, to_float, to_numpy
+from minidni.data import mnist_datasets
 from minidni.decoupled import build_mlp
-from minidni.experiments.common import mnist
 from minidni.losses import softmax_cross_entropy
 from minidni.schedules import Stochastic
 from minidni.train import Dataset, fit
@@ -51,7 +51,7 @@ LR = {"bprop": 1e-3, "dni": 3e-4, "cdni": 1e-3}  # Adam learning rate of the mod
 SG_LR = 1e-3  # Adam learning rate of the (linear) SG models
 xp = backend.namespace()
 
-train, test = mnist()
+train, test = mnist_datasets()
 if FAST:
     train = Dataset(*train.take(np.arange(4096)))  # the first 4096 examples
     test = Dataset(*test.take(np.arange(1000)))

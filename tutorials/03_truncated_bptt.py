@@ -42,8 +42,7 @@ import numpy as np
 
 from minidni import backend
 from minidni.backend import RNG, to_float, to_numpy
-from minidni.data import bits_error, copy_batch
-from minidni.experiments.rnn_copy import Curriculum
+from minidni.data import Curriculum, bits_error, copy_batch
 from minidni.layers import sigmoid
 from minidni.lstm import LSTM, SeqLinear
 from minidni.tbptt import TBPTT
@@ -250,7 +249,7 @@ print(f"fresh M (zero): max |dx - dx truncated| = {fresh_max_diff:.2e}")
 # segment by segment, one Adam step per segment, and returns the logits it produced on
 # the way. A **curriculum** sets the difficulty: start with N = 1, and move to N + 1 once
 # the mean error of the last `window` batches at this level is below 0.15 per sequence
-# (`minidni.experiments.rnn_copy.Curriculum`). Here the error is the number of wrong
+# (`minidni.data.Curriculum`). Here the error is the number of wrong
 # bits, which is easy to read; the experiment uses the paper's criterion, the
 # cross-entropy in bits, which is stricter. We train both methods with T = 4 on the same
 # batches and record the error and the length solved.

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from minidni import backend
-from minidni.experiments.common import mnist
+from minidni.data import mnist_datasets
 from minidni.schedules import Delayed
 from minidni.train import Dataset, fit
 from minidni.unlock import build_unlocked
@@ -37,7 +37,7 @@ FAST = os.environ.get("MINIDNI_TUTORIAL_FAST") == "1"
 STEPS = 30 if FAST else 1500
 SIZES = [784, 256, 256, 256, 10]  # three hidden modules and an output module
 
-train, test = mnist(os.environ.get("MINIDNI_DATA_DIR"))
+train, test = mnist_datasets(os.environ.get("MINIDNI_DATA_DIR"))
 if FAST:  # a few seconds: a subset, and numbers that mean nothing
     train = Dataset(train.x[:2048], train.y[:2048])
     test = Dataset(test.x[:500], test.y[:500])

@@ -46,9 +46,8 @@ import numpy as np
 
 from minidni import backend
 from minidni.data import load_mnist
-from minidni.experiments.multinet import thresholds
-from minidni.experiments.rnn_copy import sg_quality
-from minidni.multinet import D_X, MultiNet, count_targets
+from minidni.multinet import D_X, MultiNet, count_targets, thresholds
+from minidni.sg_quality import sg_quality
 
 # FAST shrinks everything so that the chapter runs in seconds (the test suite uses it).
 FAST = os.environ.get("MINIDNI_TUTORIAL_FAST") == "1"

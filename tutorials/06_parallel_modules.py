@@ -14,7 +14,7 @@
 # one after the other, so nothing got faster. The point of DNI (Jaderberg et al. 2017,
 # section 1) is that an unlocked module need not wait, so modules can run *at the same
 # time* on different workers. This chapter puts each module on its own process with MPI
-# (`minidni.pipeline`, run by `mpiexec -n K minidni async`) and asks three questions:
+# (`minidni.parallel.pipeline`, run by `mpiexec -n K minidni parallel`) and asks three questions:
 #
 # 1. what does each process do on a step, and what does it wait for?
 # 2. is the concurrent run the same computation as a simulation we already trust?
@@ -36,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from minidni import backend, pipeline
-from minidni.experiments import parallel
+from minidni import backend
 from minidni.losses import softmax_cross_entropy
 from minidni.optim import Adam
+from minidni.parallel import pipeline
 from minidni.train import Dataset
 
 FAST = os.environ.get("MINIDNI_TUTORIAL_FAST") == "1"
-ROOT = Path(parallel.__file__).resolve().parents[2]
+ROOT = Path(pipeline.__file__).resolve().parents[2]
 MPIEXEC = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and Path(MPIEXEC).exists()
 print("mpi extra installed:", HAVE_MPI)
@@ -71,7 +71,7 @@ print("mpi extra installed:", HAVE_MPI)
 # Rank 0 never waits for rank 1's backward pass: it uses the synthetic gradient of an
 # *earlier* step (k steps stale) and moves on. So while rank 1 works on step t, rank 0
 # already works on step t+1: a **pipeline**. Locked backprop across the same two ranks
-# (`--mode locked`) has rank 0 wait for the true `delta_1(t)` every step, so the ranks
+# (`--mode bprop`) has rank 0 wait for the true `delta_1(t)` every step, so the ranks
 # take turns and nothing overlaps.
 #
 # Complete unlock (`--mode unlock`) adds a synthetic-input model `I_2(x)` on rank 1:
@@ -87,7 +87,19 @@ print("mpi extra installed:", HAVE_MPI)
 # Adam; rank 1 is `f_2` plus the loss plus the SG model's prediction and update.
 
 # %%
-config = {**parallel.PROFILES["quick"], "staleness": 1}
+config = {  # the net and settings of `minidni parallel --profile quick`
+    "layout": [[784, 480, 64], [64, 544, 544, 10]],  # f_1 | f_2: the widths of each module
+    "batch_size": 256,
+    "lr": {"bprop": 1e-3, "dni": 3e-4, "cdni": 1e-3, "unlock": 1e-3},  # modules, by mode
+    "sg_lr": 1e-3,
+    "sg_hidden": [],  # linear SG models
+    "input_hidden": [],  # linear synthetic-input models (unlock)
+    "input_lr": 1e-3,
+    "steps": 1000,
+    "eval_every": 100,  # steps between two points of the learning curve
+    "seed": 0,
+    "staleness": 1,  # deterministic mode: every gradient is used 1 step after its forward pass
+}
 layout = config["layout"]
 chain = pipeline.build_chain("cdni", layout, backend.RNG(0), config)
 batch = config["batch_size"]
@@ -167,10 +179,10 @@ with backend.use_dtype("float64"):
 # %% [markdown]
 # ## Running it
 #
-# `mpiexec -n 2 minidni async --profile quick --out results` runs the four modes in
+# `mpiexec -n 2 minidni parallel --profile quick --out results` runs the four modes in
 # turn on 2 ranks (1000 steps each) and writes
-# `results/async.json`; the same command without `mpiexec` runs each mode's one-process
-# simulation, which for `locked` is the ordinary Bprop step: the baseline. Set one BLAS
+# `results/parallel.json`; the same command without `mpiexec` runs each mode's one-process
+# simulation, which for `bprop` is the ordinary Bprop step: the baseline. Set one BLAS
 # thread per rank (`OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1`); for the baseline, try
 # 1 and 2 threads. Here, the `smoke` profile (a small net, 40 steps):
 
@@ -179,33 +191,33 @@ out = Path(tempfile.mkdtemp())
 if HAVE_MPI:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "minidni", "async"]
-    command += ["--profile", "smoke", "--out", str(out), "--mode", "locked,cdni"]
+    command = [MPIEXEC, "-n", "2", sys.executable, "-m", "minidni", "parallel"]
+    command += ["--profile", "smoke", "--out", str(out), "--mode", "bprop,cdni"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     print(done.stdout + done.stderr)
-    for run in json.loads((out / "async.json").read_text())["runs"]:
+    for run in json.loads((out / "parallel.json").read_text())["runs"]:
         waited = ", ".join(f"rank {r}: {w:.2f} s" for r, w in enumerate(run["rank_waited_seconds"]))
         print(f"{run['mode']:>7}: {run['steps_per_second']:.0f} steps/s; waited {waited}")
 else:
     print("mpi extra not installed: pip install -e '.[mpi]' to run this cell")
 
 # %% [markdown]
-# `rank_waited_seconds` is the pipeline picture in numbers: in `locked` both ranks wait
+# `rank_waited_seconds` is the pipeline picture in numbers: in `bprop` both ranks wait
 # about half the time (they take turns); in `cdni` the faster rank waits for the slower
 # one and the slower one hardly waits at all. The smoke net is far too small for
 # parallelism to pay (a step is a fraction of a millisecond of arithmetic, about the
 # cost of a message); the `quick` net is sized so that it does.
 #
 # The measured speeds and learning curves of the `quick` profile, against one process
-# with 1 and 2 BLAS threads, are in `docs/async.md` and
-# [`figures/async.png`](../figures/async.png): test error against *wall-clock* seconds,
+# with 1 and 2 BLAS threads, are in `docs/parallel.md` and
+# [`figures/parallel.png`](../figures/parallel.png): test error against *wall-clock* seconds,
 # the quantity that parallelism is meant to improve.
 #
 # ## Across machines
 #
 # MPI does not care where the ranks run. With the same environment on every machine and
-# a hostfile listing them, `mpiexec -f hosts -n 2 minidni async ...` puts one module on
-# each; `docs/async.md` has the details. Only activations, labels and gradients cross
+# a hostfile listing them, `mpiexec -f hosts -n 2 minidni parallel ...` puts one module on
+# each; `docs/parallel.md` has the details. Only activations, labels and gradients cross
 # the network: 2 x 256 x 64 floats a step here.
 
 # %% [markdown]
@@ -228,7 +240,7 @@ parts = {
 ax_t.bar(list(parts), list(parts.values()), color=["tab:blue", "tab:blue", "gray", "tab:green"])
 ax_t.set(ylabel="ms per step", title="where a step's time goes")
 if HAVE_MPI:
-    smoke = json.loads((out / "async.json").read_text())["runs"]
+    smoke = json.loads((out / "parallel.json").read_text())["runs"]
     ax_s.bar([r["mode"] for r in smoke], [r["steps_per_second"] for r in smoke])
     ax_s.set(ylabel="steps / s", title="2 ranks, smoke profile")
 else:

@@ -16,10 +16,14 @@ import math
 import os
 import struct
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cache import DataError, fetch_bytes
+
+if TYPE_CHECKING:
+    from ..train import Dataset
 
 URLS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -149,3 +153,14 @@ def mnist_batches(
     else:
         for start in range(0, n, batch_size):
             yield images[start : start + batch_size], labels[start : start + batch_size]
+
+
+def mnist_datasets(data_dir: str | None = None) -> tuple[Dataset, Dataset]:
+    """MNIST train and test sets as :class:`~minidni.train.Dataset` on the current backend:
+    x (N, 784) pixels in [0, 1], y (N,) digit labels."""
+    from ..train import Dataset
+
+    return (
+        Dataset.from_numpy(*load_mnist("train", data_dir)),
+        Dataset.from_numpy(*load_mnist("test", data_dir)),
+    )

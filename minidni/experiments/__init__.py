@@ -1,9 +1,21 @@
 """The paper's experiments, one module each, run by ``minidni reproduce NAME``.
 
-Every experiment module defines ``PROFILES`` (``smoke``: seconds, used by the tests;
-``quick``: at most 20-30 minutes on a 2-core CPU; ``full``: the paper's scale, for a GPU)
-and ``run(profile, out, log) -> dict``, which writes ``<out>/<NAME>.json``: the config,
-the seeds, per-run curves, final numbers and the wall time (see :mod:`.common`).
+Every experiment module defines:
+
+- ``PROFILES``: named settings (``smoke``: seconds, used by the tests; ``quick``: at most
+  20-30 minutes on a 2-core CPU; ``full``: the paper's scale, for a GPU; rnn-copy also
+  ``long``), and optionally ``CHOICES``, the names its ``--set`` values may take;
+- ``jobs(config) -> list[dict]``: one job per run, the grid of its settings
+  (:func:`.grid.grid`);
+- ``run_job(job) -> dict``: train one run and return its record;
+- ``table(results) -> str``: the markdown table printed at the end;
+- optionally ``summary(run) -> str`` (the line printed as a run finishes) and
+  ``notes(config, log) -> dict`` (keys the results file records beside the runs).
+
+:func:`run` does the rest for every experiment (:func:`.runner.run_experiment`): it runs
+the jobs, saves ``<out>/<NAME>.json`` after every finished run (see :mod:`.results`),
+resumes from that file, and prints the table. No experiment imports another: what
+several share lives in :mod:`.grid` and :mod:`.jobs`, or in the library itself.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ def load(name: str) -> ModuleType:
 
 def configure(name: str, profile: str, overrides: dict | None = None) -> dict:
     """The settings experiment ``name`` runs with; a ValueError for an unknown name or key."""
-    from .common import configure as apply_overrides
+    from .settings import configure as apply_overrides
 
     if profile not in PROFILE_NAMES:
         raise ValueError(f"unknown profile {profile!r}; valid ones are: {', '.join(PROFILE_NAMES)}")
@@ -54,5 +66,13 @@ def run(
 
     ``overrides`` replaces some of the profile's settings (e.g. ``{"steps": 20000}``).
     """
-    configure(name, profile, overrides)  # bad names and settings fail before any work
-    return load(name).run(profile, Path(out), log, overrides)
+    from .runner import run_experiment
+
+    config = configure(name, profile, overrides)  # bad names and settings fail before any work
+    module = load(name)
+    todo = module.jobs(config)
+    notes = module.notes(config, log) if hasattr(module, "notes") else {}
+    summary = getattr(module, "summary", None)
+    return run_experiment(
+        name, profile, config, todo, module.run_job, module.table, Path(out), log, summary, **notes
+    )

@@ -15,22 +15,14 @@ Profiles (record what each ran; ``quick`` is sized for a 2-core CPU in ~20 minut
 
 from __future__ import annotations
 
-from pathlib import Path
+from .grid import error_table, grid
+from .jobs import MLP_BASE, PER_METHOD
+from .jobs import mlp_job as run_job
 
-from .common import configure, error_table, mlp_job, run_experiment
-
-# Per-method Adam learning rates of the modules and of the SG models. The quick profile's
-# values come from short pilot runs (see docs/results.md): DNI without labels is steadier with a
-# smaller module learning rate; SG models learn at 1e-3.
-BASE = {
-    "width": 256,
-    "batch_size": 256,
-    "lr": {"bprop": 1e-3, "dni": 3e-4, "cdni": 1e-3},
-    "sg_lr": {"bprop": 0.0, "dni": 1e-3, "cdni": 1e-3},
-}
+__all__ = ["PROFILES", "jobs", "run_job", "table"]
 PROFILES = {
     "smoke": {
-        **BASE,
+        **MLP_BASE,
         "depths": [3],
         "methods": ["bprop", "dni", "cdni"],
         "seeds": [0],
@@ -42,7 +34,7 @@ PROFILES = {
         "workers": 1,
     },
     "quick": {
-        **BASE,
+        **MLP_BASE,
         "depths": [3, 4, 5, 6],
         "methods": ["bprop", "dni", "cdni"],
         "seeds": [0, 1, 2],
@@ -52,7 +44,7 @@ PROFILES = {
         "workers": 2,
     },
     "full": {
-        **BASE,
+        **MLP_BASE,
         "lr": {"bprop": 3e-5, "dni": 3e-5, "cdni": 3e-5},
         "sg_lr": {"bprop": 0.0, "dni": 3e-5, "cdni": 3e-5},
         "depths": [3, 4, 5, 6],
@@ -69,24 +61,8 @@ PROFILES = {
 def jobs(config: dict) -> list[dict]:
     """One job per (depth, method, seed)."""
     keys = ("width", "batch_size", "steps", "eval_every", "train_subset", "test_subset")
-    return [
-        {
-            **{k: config[k] for k in keys if k in config},
-            **{k: config[k][method] for k in ("lr", "sg_lr", "sg_hidden")},
-            "method": method,
-            "depth": depth,
-            "seed": seed,
-        }
-        for depth in config["depths"]
-        for method in config["methods"]
-        for seed in config["seeds"]
-    ]
-
-
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/ff.json`` and print a table of final test errors."""
-    config = configure(PROFILES, profile, overrides)
-    return run_experiment("ff", profile, config, jobs(config), mlp_job, table, out, log)
+    axes = {"depth": config["depths"], "method": config["methods"], "seed": config["seeds"]}
+    return grid(config, keys, axes, PER_METHOD)
 
 
 def table(results: dict) -> str:

@@ -27,12 +27,11 @@ Profiles (record what each ran):
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from .. import backend
 from ..optim import LR_SCHEDULES
 from ..train import Dataset
-from .common import configure, mlp_record, run_experiment
+from .jobs import mlp_record
 
 DATASETS = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 METHODS = ["bprop", "dni", "cdni"]
@@ -151,7 +150,7 @@ def _data(dataset: str, data_dir: str | None, backend_name: str) -> tuple[Datase
     return load("train"), load("test")
 
 
-def cnn_job(job: dict) -> dict:
+def run_job(job: dict) -> dict:
     """Train one every-layer-decoupled CNN and return its run record."""
     from ..cnn import build_cnn
     from ..train import fit
@@ -192,32 +191,20 @@ def cnn_job(job: dict) -> dict:
     return mlp_record(job, history)
 
 
-def _summary(run: dict) -> str:
+def summary(run: dict) -> str:
+    """One line per finished run: its final test error."""
     what = f"{run['dataset']} method={run['method']} seed={run['seed']}"
     return f"  {what}: test error {100 * run['final_test_error']:.2f}%  ({run['seconds']:.0f}s)"
 
 
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/ff-cnn.json`` and print a table of final test errors."""
-    config = configure(PROFILES, profile, overrides)
-    todo = jobs(config)
-    ran = [d for d in config["datasets"] if any(j["dataset"] == d for j in todo)]
+def notes(config: dict, log) -> dict:
+    """What the results file records beside the runs: the datasets run and skipped (a
+    dataset whose files are not here is skipped, and said so)."""
+    ran = [d for d in config["datasets"] if available(d)]
     skipped = [d for d in config["datasets"] if d not in ran]
     for d in skipped:
         log(f"ff-cnn: skipping {d}: its data is not present here (see docs/cnn.md)")
-    return run_experiment(
-        "ff-cnn",
-        profile,
-        config,
-        todo,
-        cnn_job,
-        table,
-        out,
-        log,
-        _summary,
-        datasets_run=ran,
-        datasets_skipped=skipped,
-    )
+    return {"datasets_run": ran, "datasets_skipped": skipped}
 
 
 def table(results: dict) -> str:

@@ -14,7 +14,7 @@ on fixed test streams (``eval_streams`` streams of ``eval_steps`` test digits, f
 states), the training losses and accuracies over the interval, the seconds of training
 so far (evaluation excluded), and, for DNI, the synthetic gradient's R^2 and cosine
 against B's true message gradients (as in the recurrent experiments,
-:func:`~minidni.experiments.rnn_copy.sg_quality`).
+:func:`~minidni.sg_quality.sg_quality`).
 
 **Reaching a fixed accuracy.** For each task and k the threshold is halfway from chance
 (always answering the most likely count: Binomial(k, P(odd)) for A, Binomial(k^2, P(3))
@@ -36,12 +36,12 @@ Profiles:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import backend
-from .common import configure, run_experiment
+from ..multinet import thresholds
+from .grid import grid
 
 BASE = {
     "methods": ["locked", "dni"],
@@ -101,20 +101,6 @@ PROFILES = {
 SYSTEM_KEYS = ("d_enc", "h_a", "d_msg", "h_b", "lr", "sg_lr", "sg_scale")
 
 
-def thresholds(k: int, y_train: np.ndarray, reach: float) -> dict[str, float]:
-    """Chance accuracies of both counts and the accuracies that count as reached."""
-    from ..multinet import chance_accuracy
-
-    chance_a = chance_accuracy(k, float(np.mean(y_train % 2 == 1)))
-    chance_b = chance_accuracy(k * k, float(np.mean(y_train == 3)))
-    return {
-        "chance_a": round(chance_a, 4),
-        "chance_b": round(chance_b, 4),
-        "threshold_a": round(chance_a + reach * (1 - chance_a), 4),
-        "threshold_b": round(chance_b + reach * (1 - chance_b), 4),
-    }
-
-
 def first_reach(curve: dict, key: str, threshold: float) -> tuple[int | None, float | None]:
     """(steps, seconds) of the first log point with ``curve[key] >= threshold``."""
     for steps, seconds, value in zip(curve["steps"], curve["seconds"], curve[key]):
@@ -123,11 +109,11 @@ def first_reach(curve: dict, key: str, threshold: float) -> tuple[int | None, fl
     return None, None
 
 
-def multinet_job(job: dict) -> dict:
+def run_job(job: dict) -> dict:
     """Train one two-network system with one method and k; return its run record."""
     from ..data import load_mnist
-    from ..experiments.rnn_copy import sg_quality
     from ..multinet import D_X, MultiNet
+    from ..sg_quality import sg_quality
 
     backend.set_backend(job.get("backend", backend.get_backend()))
     xp = backend.namespace()
@@ -218,33 +204,17 @@ def jobs(config: dict) -> list[dict]:
     """One job per (k, method, seed)."""
     keys = SYSTEM_KEYS + ("sg_hidden", "batch_size", "steps", "log_every", "train_subset")
     keys += ("eval_streams", "eval_steps", "reach", "data_dir")
-    return [
-        {
-            **{key: config[key] for key in keys if key in config},
-            "k": k,
-            "method": method,
-            "seed": seed,
-        }
-        for k in config["ks"]
-        for method in config["methods"]
-        for seed in config["seeds"]
-    ]
+    axes = {"k": config["ks"], "method": config["methods"], "seed": config["seeds"]}
+    return grid(config, keys, axes)
 
 
-def _summary(run: dict) -> str:
+def summary(run: dict) -> str:
+    """One line per finished run: final accuracies and when B reached its threshold."""
     what = f"k={run['k']} {run['method']} seed={run['seed']}"
     reach = "-" if run["steps_to_b"] is None else run["steps_to_b"]
     return (
         f"  {what}: test acc A {run['final_acc_a']:.3f} B {run['final_acc_b']:.3f}, "
         f"B reached {run['threshold_b']:.2f} at step {reach}  ({run['seconds']:.0f}s)"
-    )
-
-
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/multinet.json`` and print the table."""
-    config = configure(PROFILES, profile, overrides)
-    return run_experiment(
-        "multinet", profile, config, jobs(config), multinet_job, table, out, log, _summary
     )
 
 

@@ -1,10 +1,10 @@
-"""``mpiexec -n K minidni async``: an MNIST MLP split into K modules on K processes.
+"""``mpiexec -n K minidni parallel``: an MNIST MLP split into K modules on K processes.
 
-Runs each mode of :mod:`minidni.pipeline` (locked backprop, DNI, cDNI, complete unlock)
-in turn on K ranks, one module per rank, and writes ``<out>/async.json``: per run the
+Runs each mode of :mod:`minidni.parallel.pipeline` (backprop, DNI, cDNI, complete unlock)
+in turn on K ranks, one module per rank, and writes ``<out>/parallel.json``: per run the
 steps per second, the per-rank wall and waiting times, the staleness of the gradients
 used, and the learning curve (MNIST test error against wall-clock seconds). Without
-``mpiexec`` (one process) each mode runs as its one-process simulation (locked is then
+``mpiexec`` (one process) each mode runs as its one-process simulation (bprop is then
 the ordinary Bprop step): the baseline to compare with, e.g. with 1 and 2 BLAS threads.
 
 Profiles:
@@ -31,13 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from .. import pipeline
+from ..data import mnist_datasets
+from ..parallel import pipeline
 from ..train import Dataset
-from .common import configure, mnist, record, save
+from .results import record, save
+from .settings import configure
 
 # Module learning rates per mode, as reproduce ff's quick profile (DNI without labels is
 # steadier with a smaller one); SG and synthetic-input models learn at 1e-3.
-LR = {"locked": 1e-3, "dni": 3e-4, "cdni": 1e-3, "unlock": 1e-3}
+LR = {"bprop": 1e-3, "dni": 3e-4, "cdni": 1e-3, "unlock": 1e-3}
 PROFILES = {
     "smoke": {
         "layout": [[784, 64, 32], [32, 64, 10]],
@@ -53,7 +55,6 @@ PROFILES = {
         "max_in_flight": 2,
         "seed": 0,
         "timeout": 60.0,
-        "fault": None,
         "train_subset": 2048,
         "test_subset": 500,
     },
@@ -71,7 +72,6 @@ PROFILES = {
         "max_in_flight": 2,
         "seed": 0,
         "timeout": 120.0,
-        "fault": None,
     },
 }
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -96,7 +96,7 @@ def blas_threads() -> int | None:
 
 def data(config: dict) -> tuple[Dataset, Dataset]:
     """MNIST, cut to ``train_subset`` / ``test_subset`` rows where the profile says so."""
-    train, test = mnist(os.environ.get("MINIDNI_DATA_DIR"))
+    train, test = mnist_datasets(os.environ.get("MINIDNI_DATA_DIR"))
     if config.get("train_subset"):
         train = Dataset(train.x[: config["train_subset"]], train.y[: config["train_subset"]])
     if config.get("test_subset"):
@@ -153,7 +153,7 @@ def run(
     append: bool = False,
     log=print,
 ) -> dict | None:
-    """Run ``modes`` in turn and (rank 0) write ``<out>/async.json``; with ``append`` the
+    """Run ``modes`` in turn and (rank 0) write ``<out>/parallel.json``; with ``append`` the
     runs are added to those already in that file (same profile and settings)."""
     config = configure(PROFILES, profile, overrides)
     check_modes(modes)
@@ -168,8 +168,8 @@ def run(
             log(summary(run_record))
     if not is_root:
         return None
-    results = record("async", profile, config, runs, started)
-    path = Path(out) / "async.json"
+    results = record("parallel", profile, config, runs, started)
+    path = Path(out) / "parallel.json"
     if append and path.exists():
         old = json.loads(path.read_text())
         if old["config"] != json.loads(json.dumps(config)):
@@ -183,19 +183,19 @@ def run(
 def configuration(run: dict) -> str:
     """'cdni, 2 ranks' or 'Bprop, 1 process, 2 BLAS threads' (one table row / curve)."""
     if run["ranks"] == 1:
-        name = "Bprop" if run["mode"] == "locked" else f"{run['mode']} simulated"
+        name = "Bprop" if run["mode"] == "bprop" else f"{run['mode']} simulated"
         return f"{name}, 1 process, {run['blas_threads']} BLAS thread(s)"
     return f"{run['mode']}, {run['ranks']} ranks"
 
 
 def cpu_bound_rate(run: dict) -> float:
     """Steps/s the run would make with a free core per rank, from its CPU seconds: one
-    process, or ranks that take turns (locked), need the sum of their CPU time per step;
+    process, or ranks that take turns (bprop), need the sum of their CPU time per step;
     a pipeline (dni, cdni, unlock) needs that of its busiest rank. CPU time includes the
     ranks' polling for messages, so this slightly understates a pipeline; it says
     nothing about BLAS threads (their CPU time adds up while their wall time does not)."""
     cpu = run["rank_cpu_seconds"]
-    pipelined = run["ranks"] > 1 and run["mode"] != "locked"
+    pipelined = run["ranks"] > 1 and run["mode"] != "bprop"
     return run["steps"] / (max(cpu) if pipelined else sum(cpu))
 
 

@@ -70,17 +70,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .. import backend
-from ..monitor import Monitor, parameters_of
-from .common import configure, run_experiment
+from ..data.curriculum import TASKS, Curriculum, task_dims
+from ..sg_quality import SG_SUMS, sg_quality, sg_sums
+from ..tools.monitor import Monitor, parameters_of
+from .grid import grid
+from .jobs import tbptt_model
 
-TASKS = ("copy", "repeat_copy")
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
 TRUNCATIONS = [2, 3, 4, 5, 8]
 METHODS = ["bptt", "dni", "dni_aux"]
@@ -153,152 +152,6 @@ PROFILES = {
 }
 
 
-class Curriculum:
-    """The level (N, R) of a Copy / Repeat Copy run, raised when it is solved.
-
-    ``update(bits_error)`` takes one training batch's error in wrong bits per sequence
-    and returns True when that batch completed a window of ``window`` batches at the
-    current level whose mean error is strictly below ``threshold``; the level then
-    advances (Copy: N += 1; Repeat Copy: N += 1 if N == R or R == max_repeats, else
-    R += 1) and the window starts empty. ``solved`` is the (N, R) of the last level
-    passed, (0, 0) before the first; ``solved_length`` is N * R of it.
-    """
-
-    def __init__(self, task: str, window: int = 10, threshold: float = 0.15, max_repeats: int = 10):
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; valid tasks are: {', '.join(TASKS)}")
-        if window < 1 or max_repeats < 1 or not threshold > 0:
-            raise ValueError(
-                f"window and max_repeats must be >= 1 and threshold > 0, "
-                f"got {window}, {max_repeats}, {threshold}"
-            )
-        self.task, self.window, self.threshold = task, window, threshold
-        self.max_repeats = max_repeats
-        self.n, self.r = 1, 1
-        self.solved: tuple[int, int] = (0, 0)
-        self.levels_passed = 0
-        self._errors: deque[float] = deque(maxlen=window)
-
-    @property
-    def solved_length(self) -> int:
-        """N * R of the hardest level solved (N for Copy); 0 before the first."""
-        return self.solved[0] * self.solved[1]
-
-    @property
-    def solved_episode_length(self) -> int:
-        """Time steps of an episode at the hardest level solved (:func:`episode_length`)."""
-        return episode_length(self.task, *self.solved) if self.solved[0] else 0
-
-    def mean_error(self) -> float:
-        """Mean error of the batches in the window (nan when it is empty)."""
-        return float(np.mean(self._errors)) if self._errors else float("nan")
-
-    def update(self, error: float) -> bool:
-        """Record one batch's error; advance (and return True) if the level is solved."""
-        self._errors.append(float(error))
-        if len(self._errors) < self.window or not self.mean_error() < self.threshold:
-            return False
-        self.solved = (self.n, self.r)
-        self.levels_passed += 1
-        if self.task == "copy" or self.n == self.r or self.r >= self.max_repeats:
-            self.n += 1
-        else:
-            self.r += 1
-        self._errors.clear()
-        return True
-
-
-def episode_length(task: str, n: int, r: int = 1) -> int:
-    """Time steps of one episode at level (N, R): Copy 2N + 1 (pattern, delimiter,
-    output); Repeat Copy N + 1 + N * R + 1 (pattern, delimiter, R copies, end marker)."""
-    return 2 * n + 1 if task == "copy" else n + 1 + n * r + 1
-
-
-def task_dims(task: str, bits: int) -> tuple[int, int]:
-    """(D_in, D_out) of a task's batches with ``bits``-bit patterns."""
-    return (bits + 1, bits) if task == "copy" else (bits + 2, bits + 1)
-
-
-def make_batch(task: str, rng: np.random.Generator, batch_size: int, cur: Curriculum, bits: int):
-    """A host batch (x, y, mask) at the curriculum's current level."""
-    from ..data import copy_batch, repeat_copy_batch
-
-    if task == "copy":
-        return copy_batch(rng, batch_size, cur.n, bits)
-    return repeat_copy_batch(rng, batch_size, cur.n, cur.r, bits, cur.max_repeats)
-
-
-def build_model(job: dict, d_in: int, d_out: int, loss: str, rng: backend.RNG):
-    """The TBPTT learner of a job: an LSTM core of ``hidden`` units and a linear readout."""
-    from ..tbptt import TBPTT
-
-    return TBPTT(
-        d_in,
-        job["hidden"],
-        d_out,
-        rng,
-        T=job["T"],
-        method=job["method"],
-        loss=loss,
-        lr=job["lr"],
-        sg_lr=job["sg_lr"],
-        sg_hidden=tuple(job["sg_hidden"]),
-        sg_scale=job["sg_scale"],
-        target_discount=job["target_discount"],
-        **job.get("tbptt", {}),
-    )
-
-
-SG_SUMS = ("error", "variance", "power", "dot", "pred_sq", "target_sq")
-
-
-def sg_sums(segments: list[dict]) -> dict[str, Any]:
-    """Sums over a sequence's segments that say how good M's predictions were.
-
-    Segment k's ``delta_hat`` is M's prediction for the boundary state s_k, and segment
-    k+1's ``sg_target`` is the target it was trained on (its ``sg_loss`` is their L2
-    loss). Over those pairs, returns sums of ``error`` (sg_loss), ``variance``
-    (``mean_n ||target_n - mean target||^2``, in sg_loss units), ``power``
-    (``mean_n ||target_n||^2``, the loss of the zero predictor), ``dot`` (<prediction,
-    target>), ``pred_sq`` and ``target_sq`` (squared norms), all over the whole (B, 2H)
-    arrays; the last four stay on the device (0-d arrays) so that a training step pays
-    no copy to the host for them. :func:`sg_quality` turns them into the fraction
-    explained and the cosine.
-    """
-    xp = backend.namespace()
-    sums = dict.fromkeys(SG_SUMS, 0.0)
-    for before, after in zip(segments[:-1], segments[1:]):
-        if after["sg_loss"] is None:
-            continue
-        p, t = before["delta_hat"], after["sg_target"]  # (B, 2H) each
-        spread = xp.sum((t - xp.mean(t, axis=0, keepdims=True)) ** 2, axis=1)  # (B,)
-        sums["error"] += after["sg_loss"]
-        sums["variance"] = sums["variance"] + xp.mean(spread)
-        sums["power"] = sums["power"] + xp.mean(xp.sum(t * t, axis=1))
-        sums["dot"] = sums["dot"] + xp.sum(p * t)
-        sums["pred_sq"] = sums["pred_sq"] + xp.sum(p * p)
-        sums["target_sq"] = sums["target_sq"] + xp.sum(t * t)
-    return sums
-
-
-def sg_quality(sums: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
-    """``(sg_r2, sg_r2_zero, sg_cos)`` from summed :func:`sg_sums`; None where undefined.
-
-    ``sg_r2 = 1 - error / variance``: the fraction of the targets' variance that the
-    predictions explained (1 perfect, 0 no better than the batch mean, < 0 worse).
-    ``sg_r2_zero = 1 - error / power``: the same against the zero predictor, which is
-    where a zero-initialised M starts (> 0: M does better than injecting nothing).
-    ``sg_cos = dot / sqrt(pred_sq * target_sq)``: the cosine between the injected
-    synthetic gradients and their targets, which is what steers the core: a prediction
-    can point the right way (cosine > 0) while its size is off (R^2 < 0).
-    """
-    v = {k: backend.to_float(x) for k, x in sums.items()}
-    r2 = 1.0 - v["error"] / v["variance"] if v["variance"] > 0 else None
-    r2_zero = 1.0 - v["error"] / v["power"] if v["power"] > 0 else None
-    norm = (v["pred_sq"] * v["target_sq"]) ** 0.5
-    return r2, r2_zero, (v["dot"] / norm if norm > 0 else None)
-
-
 class _Log:
     """The per-interval sums of a run, turned into its curve every ``log_every`` batches."""
 
@@ -338,11 +191,11 @@ def _reset_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
     """Reset mode: every batch holds B fresh episodes, each from the zero state."""
     from ..data import bits_error
 
-    task, bits, batch_size = job["task"], job["bits"], job["batch_size"]
+    bits, batch_size = job["bits"], job["batch_size"]
     batches = job["budget"] // batch_size
     monitor = Monitor(batches, unit="batch")  # progress; NaN / inf raise Diverged
     for step in range(1, batches + 1):
-        x, y, mask = make_batch(task, data_rng, batch_size, cur, bits)
+        x, y, mask = cur.batch(data_rng, batch_size, bits)
         model.reset(batch_size)
         out = model.train_sequence(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
         loss = backend.to_float(out["loss"])
@@ -367,10 +220,10 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
     groups of B (one "batch"); episodes drawn before a level-up do not."""
     from ..data.episode_stream import EpisodeStream
 
-    task, bits, batch_size, T = job["task"], job["bits"], job["batch_size"], job["T"]
+    bits, batch_size, T = job["bits"], job["batch_size"], job["T"]
 
     def new_episode():
-        x, y, mask = make_batch(task, data_rng, 1, cur, bits)
+        x, y, mask = cur.batch(data_rng, 1, bits)
         return x[0], y[0], mask[0], (cur.n, cur.r)
 
     stream = EpisodeStream(batch_size, new_episode)
@@ -404,13 +257,13 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
     return finished
 
 
-def copy_job(job: dict) -> dict:
+def run_job(job: dict) -> dict:
     """Train one LSTM on Copy or Repeat Copy under the curriculum; return its run record."""
     backend.set_backend(job.get("backend", backend.get_backend()))
     rng = backend.RNG(job["seed"])
     data_rng = np.random.default_rng([job["seed"], 12345])  # the batches' own stream
     task = job["task"]
-    model = build_model(job, *task_dims(task, job["bits"]), "bce", rng)
+    model = tbptt_model(job, *task_dims(task, job["bits"]), "bce", rng)
     cur = Curriculum(task, job["window"], job["threshold"], job["max_repeats"])
     log = _Log()
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -433,37 +286,25 @@ def copy_job(job: dict) -> dict:
 
 
 def jobs(config: dict) -> list[dict]:
-    """One job per (task, T, method, seed); the small truncations (the slow ones) first."""
+    """One job per (T, task, method, seed); the small truncations (the slow ones) first."""
     keys = ("bits", "max_repeats", "threshold", "lr", "sg_lr", "sg_hidden", "sg_scale")
     keys += ("target_discount", "stream", "criterion")
     keys += ("hidden", "batch_size", "budget", "window", "log_every", "tbptt")
-    return [
-        {
-            **{k: config[k] for k in keys if k in config},
-            "task": task,
-            "T": T,
-            "method": method,
-            "seed": seed,
-        }
-        for T in config["truncations"]
-        for task in config["tasks"]
-        for method in config["methods"]
-        for seed in config["seeds"]
-    ]
+    axes = {
+        "T": config["truncations"],
+        "task": config["tasks"],
+        "method": config["methods"],
+        "seed": config["seeds"],
+    }
+    return grid(config, keys, axes)
 
 
-def _summary(run: dict) -> str:
+def summary(run: dict) -> str:
+    """One line per finished run: what it solved."""
     what = f"{run['task']} T={run['T']} {run['method']} seed={run['seed']}"
     solved = f"N={run['solved_n']}" + (f" R={run['solved_r']}" if run["task"] != "copy" else "")
     steps = run["solved_episode_length"]
     return f"  {what}: solved {solved} (episodes of {steps} steps)  ({run['seconds']:.0f}s)"
-
-
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/rnn-copy.json`` and print the table of lengths solved."""
-    config = configure(PROFILES, profile, overrides)
-    todo = jobs(config)
-    return run_experiment("rnn-copy", profile, config, todo, copy_job, table, out, log, _summary)
 
 
 def solved_lengths(

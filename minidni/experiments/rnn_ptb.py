@@ -46,14 +46,16 @@ Profiles:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import backend
-from ..monitor import Monitor, parameters_of
-from .common import cell, configure, finished_runs, run_experiment
-from .rnn_copy import TRUNCATIONS, build_model
+from ..tools.monitor import Monitor, parameters_of
+from .grid import cell, grid
+from .jobs import tbptt_model
+from .results import finished_runs
+
+TRUNCATIONS = [2, 3, 4, 5, 8]
 
 BASE = {
     "methods": ["bptt", "dni", "dni_aux"],
@@ -149,7 +151,7 @@ def evaluate_bpc(model, codes: np.ndarray, batch_size: int, seq_len: int) -> flo
     return total / count / LN2
 
 
-def ptb_job(job: dict) -> dict:
+def run_job(job: dict) -> dict:
     """Train one LSTM language model with truncation T; return its run record."""
     from ..data import PTB_VOCAB, load_ptb_chars, ptb_batches
 
@@ -160,7 +162,7 @@ def ptb_job(job: dict) -> dict:
     test = load_ptb_chars("test")
     if job.get("test_chars"):
         test = test[: job["test_chars"]]
-    model = build_model(job, vocab, vocab, "ce", rng)
+    model = tbptt_model(job, vocab, vocab, "ce", rng)
     B, T = job["batch_size"], job["T"]
     per_epoch = (len(train) // B - 1) // T  # segments in one pass over the split
     if "chars" in job:
@@ -202,39 +204,26 @@ def ptb_job(job: dict) -> dict:
     }
 
 
-def jobs(config: dict, split: str) -> list[dict]:
-    """One job per (T, method, seed), training on ``split``."""
+def jobs(config: dict) -> list[dict]:
+    """One job per (T, method, seed), training on the split :func:`trained_on` names."""
     keys = ("lr", "sg_lr", "sg_hidden", "sg_scale", "target_discount", "hidden", "batch_size")
     keys += ("chars", "epochs")
     keys += ("log_every", "test_chars", "eval_batch", "eval_len", "tbptt")
-    return [
-        {
-            **{k: config[k] for k in keys if k in config},
-            "trained_on": split,
-            "T": T,
-            "method": method,
-            "seed": seed,
-        }
-        for T in config["truncations"]
-        for method in config["methods"]
-        for seed in config["seeds"]
-    ]
+    axes = {"T": config["truncations"], "method": config["methods"], "seed": config["seeds"]}
+    return [{**job, "trained_on": trained_on(config)} for job in grid(config, keys, axes)]
 
 
-def _summary(run: dict) -> str:
+def summary(run: dict) -> str:
+    """One line per finished run: its test bits per character."""
     what = f"T={run['T']} {run['method']} seed={run['seed']}"
     return f"  {what}: test {run['test_bpc']:.3f} bits/char  ({run['seconds']:.0f}s)"
 
 
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/rnn-ptb.json`` and print the table of test BPC."""
-    config = configure(PROFILES, profile, overrides)
+def notes(config: dict, log) -> dict:
+    """What the results file records beside the runs: the split trained on (logged)."""
     split = trained_on(config)
     log(f"rnn-ptb: training on the {split!r} split, reporting bits/char on the 'test' split")
-    todo = jobs(config, split)
-    return run_experiment(
-        "rnn-ptb", profile, config, todo, ptb_job, table, out, log, _summary, trained_on=split
-    )
+    return {"trained_on": split}
 
 
 def bpcs_of(results: dict, method: str, T: int) -> list[float]:

@@ -45,6 +45,30 @@ CHOICES = {
 }
 
 
+def configure(
+    profiles: dict, profile: str, overrides: dict | None = None, choices: dict | None = None
+) -> dict:
+    """The settings of ``profile``, with ``overrides`` (``minidni reproduce --set``) applied.
+
+    Only keys the profile already has may be overridden, each with a value of the
+    profile's type and shape (:mod:`.settings`; ``choices``: the experiment's valid
+    names); a per-method override may name only some methods. The overrides, as given,
+    are kept in the config under ``"overrides"`` so that a results file says it is not
+    a stock profile.
+    """
+    config = dict(profiles[profile])
+    if overrides:
+        unknown = sorted(set(overrides) - set(config))
+        if unknown:
+            raise SettingError(
+                f"unknown setting(s) {', '.join(unknown)} for profile {profile!r}; "
+                f"valid ones are: {', '.join(sorted(config))}"
+            )
+        config.update(check_overrides(config, overrides, choices))
+        config["overrides"] = dict(overrides)
+    return config
+
+
 def check_overrides(config: dict, overrides: dict, choices: dict | None = None) -> dict:
     """``overrides`` checked against the profile ``config`` and ready to apply: per-method
     mappings completed from the profile. ``choices`` adds an experiment's own sets of

@@ -25,18 +25,17 @@ Profiles:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .. import backend
 from ..train import Dataset
-from .common import cell, configure, finished_runs, job_mnist, mlp_record, run_experiment
-from .ff import BASE
+from .grid import cell, grid
+from .jobs import MLP_BASE, PER_METHOD, job_mnist, mlp_record
+from .results import finished_runs
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
 STALENESS = [0, 1, 4, 16]
 MODES = ["sg", "unlock"]
 MODE_LABELS = {"sg": "synthetic gradients only", "unlock": "complete unlock"}
-UNLOCK = {**BASE, "input_hidden": [256], "input_lr": 1e-3}
+UNLOCK = {**MLP_BASE, "input_hidden": [256], "input_lr": 1e-3}
 PROFILES = {
     "smoke": {
         **UNLOCK,
@@ -97,24 +96,15 @@ def jobs(config: dict) -> list[dict]:
     """One job per (setting, method, mode, seed)."""
     keys = ("width", "batch_size", "steps", "eval_every", "depth", "input_lr")
     keys += ("input_hidden", "train_subset", "test_subset")
+    axes = {"method": config["methods"], "mode": config["modes"], "seed": config["seeds"]}
     return [
-        {
-            **{k: config[k] for k in keys if k in config},
-            **{k: config[k][method] for k in ("lr", "sg_lr", "sg_hidden")},
-            "method": method,
-            "mode": mode,
-            "p_update": p,
-            "staleness": k,
-            "seed": seed,
-        }
+        {**job, "p_update": p, "staleness": k}
         for p, k in settings(config)
-        for method in config["methods"]
-        for mode in config["modes"]
-        for seed in config["seeds"]
+        for job in grid(config, keys, axes, PER_METHOD)
     ]
 
 
-def unlock_job(job: dict) -> dict:
+def run_job(job: dict) -> dict:
     """Train one MNIST MLP with DNI or cDNI, gradients only or completely unlocked, under
     ``Stochastic(p_update)`` and/or ``Delayed(staleness)``; return its run record.
 
@@ -162,12 +152,6 @@ def _input_unexplained(net, test: Dataset) -> list[float]:
         spread = backend.to_float(xp.sum((h - xp.mean(h, axis=0)) ** 2))
         fractions.append(round(residual / spread, 4))
     return fractions
-
-
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/unlock.json`` and print both tables."""
-    config = configure(PROFILES, profile, overrides)
-    return run_experiment("unlock", profile, config, jobs(config), unlock_job, table, out, log)
 
 
 def columns(config: dict) -> list[tuple[str, str]]:

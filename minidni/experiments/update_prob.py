@@ -11,15 +11,16 @@ minutes on 2 cores), ``full`` (the paper's scale).
 
 from __future__ import annotations
 
-from pathlib import Path
+from .grid import error_table, grid
+from .jobs import MLP_BASE, PER_METHOD
+from .jobs import mlp_job as run_job
 
-from .common import configure, error_table, mlp_job, run_experiment
-from .ff import BASE
+__all__ = ["PROFILES", "jobs", "run_job", "table"]
 
 P_UPDATE = [1.0, 0.5, 0.2, 0.1, 0.05]
 PROFILES = {
     "smoke": {
-        **BASE,
+        **MLP_BASE,
         "depth": 3,
         "p_update": [1.0, 0.2],
         "methods": ["dni", "cdni"],
@@ -32,7 +33,7 @@ PROFILES = {
         "workers": 1,
     },
     "quick": {
-        **BASE,
+        **MLP_BASE,
         "depth": 3,
         "p_update": P_UPDATE,
         "methods": ["dni", "cdni"],
@@ -43,7 +44,7 @@ PROFILES = {
         "workers": 2,
     },
     "full": {
-        **BASE,
+        **MLP_BASE,
         "lr": {"dni": 3e-5, "cdni": 3e-5},
         "sg_lr": {"dni": 3e-5, "cdni": 3e-5},
         "depth": 4,
@@ -61,24 +62,8 @@ PROFILES = {
 def jobs(config: dict) -> list[dict]:
     """One job per (p_update, method, seed)."""
     keys = ("width", "batch_size", "steps", "eval_every", "depth", "train_subset", "test_subset")
-    return [
-        {
-            **{k: config[k] for k in keys if k in config},
-            **{k: config[k][method] for k in ("lr", "sg_lr", "sg_hidden")},
-            "method": method,
-            "p_update": p,
-            "seed": seed,
-        }
-        for p in config["p_update"]
-        for method in config["methods"]
-        for seed in config["seeds"]
-    ]
-
-
-def run(profile: str, out: Path, log=print, overrides: dict | None = None) -> dict:
-    """Run the profile, write ``<out>/update-prob.json`` and print a table."""
-    config = configure(PROFILES, profile, overrides)
-    return run_experiment("update-prob", profile, config, jobs(config), mlp_job, table, out, log)
+    axes = {"p_update": config["p_update"], "method": config["methods"], "seed": config["seeds"]}
+    return grid(config, keys, axes, PER_METHOD)
 
 
 def table(results: dict) -> str:

@@ -1,4 +1,4 @@
-"""The figure of ``minidni async`` (:mod:`minidni.experiments.parallel`): async.png.
+"""The figure of ``minidni parallel`` (:mod:`minidni.experiments.parallel`): parallel.png.
 
 Left: MNIST test error against wall-clock seconds, one curve per run (mode, ranks, BLAS
 threads; repeats of one configuration share a colour and line style). Middle: the same
@@ -19,7 +19,7 @@ import numpy as np
 from ..experiments.parallel import configuration, cpu_bound_rate
 from .common import load, plain_log_y, save_figure, subtitle
 
-COLORS = {"locked": "black", "dni": "tab:blue", "cdni": "tab:red", "unlock": "tab:green"}
+COLORS = {"bprop": "black", "dni": "tab:blue", "cdni": "tab:red", "unlock": "tab:green"}
 
 
 label = configuration
@@ -30,7 +30,7 @@ def style(run: dict) -> dict:
     if run["ranks"] > 1:
         return {"color": COLORS[run["mode"]], "linestyle": "-"}
     dash = "--" if (run["blas_threads"] or 1) == 1 else ":"
-    return {"color": COLORS[run["mode"]] if run["mode"] != "locked" else "grey", "linestyle": dash}
+    return {"color": COLORS[run["mode"]] if run["mode"] != "bprop" else "grey", "linestyle": dash}
 
 
 def plot(results: dict, path: Path) -> Path:
@@ -74,9 +74,9 @@ def plot(results: dict, path: Path) -> Path:
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:
-    """async.png from ``<results_dir>/async.json`` (nothing if it is not there)."""
-    results = load(results_dir, "async")
+    """parallel.png from ``<results_dir>/parallel.json`` (nothing if it is not there)."""
+    results = load(results_dir, "parallel")
     if results is None:
         return []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return [plot(results, Path(out_dir) / "async.png")]
+    return [plot(results, Path(out_dir) / "parallel.png")]

@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n 2`` by tests/test_pipeline.py: the deterministic pipeline (every
 gradient used exactly k steps after its forward pass) against the one-process simulation
-(:class:`~minidni.unlock.UnlockedNet` with ``Delayed([k, 0])``; plain backprop for locked).
+(:class:`~minidni.unlock.UnlockedNet` with ``Delayed([k, 0])``; plain backprop for bprop).
 
 float64, random data. Rank 0 prints one line per (mode, k) with the largest absolute
 difference over every trained parameter (modules, SG models, synthetic-input models)
@@ -15,7 +15,8 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
-from minidni import backend, pipeline
+from minidni import backend
+from minidni.parallel import pipeline
 from minidni.train import Dataset
 
 LAYOUTS = {2: [[12, 16, 8], [8, 10, 5]], 3: [[12, 16, 8], [8, 9, 7], [7, 10, 5]]}
@@ -43,7 +44,7 @@ def main(comm) -> int:
     train = Dataset.from_numpy(rng.normal(size=(200, 12)), rng.integers(0, 5, size=200))
     worst = 0.0
     for mode in pipeline.MODES:
-        for k in (1, 3) if mode != "locked" else (None,):
+        for k in (1, 3) if mode != "bprop" else (None,):
             config = {**CONFIG, "layout": LAYOUTS[comm.Get_size()], "staleness": k}
             mine = pipeline.run_rank(comm, mode, train, config)
             records = pipeline.gather(comm, mine, config["timeout"])

@@ -10,10 +10,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 
-from . import backend
-from .decoupled import build_mlp
-from .experiments.common import mnist
-from .train import fit
+from .. import backend
+from ..data import mnist_datasets
+from ..decoupled import build_mlp
+from ..train import fit
 
 SIZES = [784, 256, 256, 10]
 STEPS_PER_EPOCH = 60000 // 256
@@ -21,7 +21,7 @@ STEPS_PER_EPOCH = 60000 // 256
 
 def demo(epochs: int = 5, methods: Sequence[str] = ("bprop", "cdni"), seed: int = 0) -> dict:
     """Train one net per method; print a line per epoch and the final test errors."""
-    train, test = mnist()
+    train, test = mnist_datasets()
     print(f"MNIST {len(train)} train / {len(test)} test; backend {backend.get_backend()}")
     final = {}
     for method in methods:

@@ -1,6 +1,6 @@
 """Point-to-point messages between pipeline ranks (mpi4py), with a timeout on every wait.
 
-A pipeline (:mod:`minidni.pipeline`) sends three kinds of message, each a pickled tuple
+A pipeline (:mod:`minidni.parallel.pipeline`) sends three kinds of message, each a pickled tuple
 that starts with the step it belongs to:
 
 - ``FORWARD``  rank r -> r+1: ``(t, h_{r+1}, labels)``, the output of rank r's module

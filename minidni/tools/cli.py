@@ -9,8 +9,8 @@ ends the command with one line on stderr and exit status 2 (:class:`Parser`).
 Commands: demo (MNIST MLP, backprop and every-layer cDNI side by side), gradcheck
 (finite-difference check of every layer and loss), reproduce NAME (a paper experiment),
 figures (draw the figures from results files), bench (milliseconds per training step,
-optionally beside PyTorch, or resident memory over many steps; --cnn: the CNN), async
-(under mpiexec -n K: one module per MPI rank, really concurrent).
+optionally beside PyTorch, or resident memory over many steps; --cnn: the CNN),
+parallel (under mpiexec -n K: one module per MPI rank, really concurrent).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import backend
+from .. import backend
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _gradcheck(args: argparse.Namespace) -> int:
-    from .gradcheck import standard_cases
+    from ..gradcheck import standard_cases
 
     print(f"backend {backend.get_backend()}, float64, tolerance {args.tol:g}")
     print(f"{'layer / loss':<28}{'max relative error':>20}")
@@ -52,7 +52,7 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from . import experiments
+    from .. import experiments
 
     try:  # a typo in a setting, or an --out that cannot be written, fails before any run
         overrides = dict(_setting(item) for item in args.set)
@@ -87,8 +87,8 @@ def _setting(item: str) -> tuple[str, object]:
 
 
 def _figures(args: argparse.Namespace) -> int:
-    from . import experiments
-    from .plots import make_all
+    from .. import experiments
+    from ..plots import make_all
 
     if args.run:  # regenerate from scratch: run the experiments first
         names = args.only or list(experiments.EXPERIMENTS)
@@ -100,7 +100,7 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import bench, bench_cnn, memory
+    from ..bench import bench, bench_cnn, memory
 
     if args.cnn:
         bench_cnn(batch=args.batch or 64, steps=args.steps)
@@ -182,18 +182,15 @@ def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
     return parse
 
 
-def _async(args: argparse.Namespace) -> int:
-    from .experiments import parallel
+def _parallel(args: argparse.Namespace) -> int:
+    from ..experiments import parallel
 
     comm = parallel.communicator()
     try:
         overrides = dict(_setting(item) for item in args.set)
         if args.staleness is not None:
             overrides["staleness"] = args.staleness
-        if args.fault:
-            kind, rank, step = args.fault.split(":")
-            overrides["fault"] = [kind, int(rank), int(step)]
-        parallel.configure(parallel.PROFILES, args.profile, {**overrides, "fault": None})
+        parallel.configure(parallel.PROFILES, args.profile, overrides)
         modes = args.mode.split(",") if args.mode else list(parallel.pipeline.MODES)
         parallel.check_modes(modes)
     except ValueError as e:
@@ -203,7 +200,7 @@ def _async(args: argparse.Namespace) -> int:
     except Exception as e:  # one rank's error must end every rank, not leave them waiting
         if comm is None or comm.Get_size() == 1:
             raise
-        print(f"minidni async: rank {comm.Get_rank()}: error: {e}", file=sys.stderr, flush=True)
+        print(f"minidni parallel: rank {comm.Get_rank()}: error: {e}", file=sys.stderr, flush=True)
         # mpiexec forwards a rank's output through a pipe that Abort tears down at once;
         # without a pause the line above is sometimes lost (about 1 run in 7 here).
         time.sleep(1.0)
@@ -213,8 +210,8 @@ def _async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``minidni`` console script."""
-    from .decoupled import METHODS
-    from .experiments import EXPERIMENTS, PROFILE_NAMES
+    from ..decoupled import METHODS
+    from ..experiments import EXPERIMENTS, PROFILE_NAMES
 
     parser = Parser(
         prog="minidni",
@@ -339,20 +336,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cnn", action="store_true", help="the ff-cnn CNN instead (Bprop, cDNI, DNI)")
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser("async", help="one module per MPI rank (run under mpiexec -n K)")
-    p.add_argument("--profile", choices=("smoke", "quick"), default="quick")
-    p.add_argument("--out", default="results")
-    p.add_argument("--mode", help="comma-separated: locked, dni, cdni, unlock (default: all)")
+    p = sub.add_parser(
+        "parallel",
+        aliases=["async"],
+        help="one module per process: run under mpiexec -n K (also: async)",
+        description="Split an MNIST MLP into K modules, one per MPI rank, and train it with "
+        "each mode in turn: bprop (backprop across ranks: every rank waits for the later "
+        "ones), dni and cdni (each rank updates from a synthetic gradient at once, so the "
+        "ranks work as a pipeline) and unlock (synthetic inputs as well). Writes "
+        "OUT/parallel.json: steps per second, waiting times, staleness and the learning "
+        "curve of every run. Start it as 'mpiexec -n K minidni parallel' with one BLAS "
+        "thread per rank (OMP_NUM_THREADS=1); without mpiexec each mode runs as its "
+        "one-process simulation, the baseline to compare with.",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("smoke", "quick"),
+        default="quick",
+        help="smoke (a small net, seconds) or quick (784-480-64 | 64-544-544-10, 1000 steps; "
+        "the default)",
+    )
+    p.add_argument("--out", default="results", help="folder for parallel.json (default: results)")
+    p.add_argument(
+        "--mode",
+        help="which modes, comma-separated, out of bprop, dni, cdni, unlock (default: all)",
+    )
     p.add_argument(
         "--staleness",
         type=_whole(0),
         help="deterministic mode: every gradient is used exactly this many steps after its "
         "forward pass (default: free running, used when it arrives)",
     )
-    p.add_argument("--append", action="store_true", help="add the runs to DIR/async.json")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--fault", help=argparse.SUPPRESS)  # KIND:RANK:STEP, for the tests
-    p.set_defaults(func=_async)
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add the runs to those already in OUT/parallel.json (same profile and settings)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting of the profile (VALUE is JSON), e.g. --set steps=200",
+    )
+    p.set_defaults(func=_parallel)
 
     try:
         args = parser.parse_args(argv)
@@ -379,7 +406,7 @@ def _fail(error: Exception) -> int:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the environment rather than a bug: shown as one line."""
-    from .data import DataError
+    from ..data import DataError
 
     return (backend.BackendError, DataError)
 

@@ -3,7 +3,7 @@
 Jaderberg et al. 2017 motivate DNI by parallelism: a module that updates from a synthetic
 gradient need not wait for the rest of the network. :mod:`minidni.unlock` *simulates*
 that in one process; here each module runs on its own rank (mpi4py) and the ranks only
-exchange messages (:mod:`minidni.messages`).
+exchange messages (:mod:`minidni.parallel.messages`).
 
 Placement, for K ranks and K modules. MPI ranks count from 0, the paper's modules from
 1: rank r runs module ``f_{r+1}``, whose input is ``h_r`` (``h_0 = x``) and output
@@ -20,7 +20,7 @@ Placement, for K ranks and K modules. MPI ranks count from 0, the paper's module
 
 One step t of rank r, by ``mode``:
 
-- ``locked`` (backprop across ranks): forward, send ``h_{r+1}`` on, wait for the true
+- ``bprop`` (backprop across ranks, update locked): forward, send ``h_{r+1}`` on, wait for the true
   ``delta_{r+1}`` from rank r+1, backpropagate, send ``delta_r`` back, update. Every rank
   waits for every later one: nothing runs in parallel but the messages.
 - ``dni`` / ``cdni``: receive ``h_r`` (rank r > 0), predict ``delta_hat_r`` and send it
@@ -47,7 +47,6 @@ would need the real forward chain, which a completely unlocked pipeline never ru
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -56,19 +55,19 @@ from typing import Any
 
 import numpy as np
 
-from . import backend
-from .decoupled import DecoupledNet
-from .layers import Linear, Module, ReLU, Sequential
-from .losses import softmax_cross_entropy
+from .. import backend
+from ..decoupled import DecoupledNet
+from ..layers import Linear, Module, ReLU, Sequential
+from ..losses import softmax_cross_entropy
+from ..optim import Adam
+from ..schedules import Delayed
+from ..synthetic import SyntheticGradient, SyntheticInput
+from ..train import Dataset, batches, evaluate
+from ..unlock import UnlockedNet
 from .messages import FORWARD, GRADIENT, RESULT, Link
-from .optim import Adam
-from .schedules import Delayed
-from .synthetic import SyntheticGradient, SyntheticInput
-from .train import Dataset, batches, evaluate
-from .unlock import UnlockedNet
 
 Array = Any
-MODES = ("locked", "dni", "cdni", "unlock")
+MODES = ("bprop", "dni", "cdni", "unlock")
 
 
 def stage_module(sizes: Sequence[int], rng: backend.RNG, last: bool) -> Module:
@@ -108,7 +107,7 @@ def build_chain(
     modules = [stage_module(sizes, rng, last=r == k - 1) for r, sizes in enumerate(layout)]
     sgs, inputs = None, [None] * k
     n_classes = layout[-1][-1]
-    if mode != "locked":
+    if mode != "bprop":
         d_context = 0 if mode == "dni" else n_classes
         sgs = [
             SyntheticGradient(
@@ -138,9 +137,9 @@ def delays(k: int, n: int) -> list[int]:
 
 def simulated(mode: str, chain: Chain, config: dict) -> DecoupledNet:
     """The one-process net that a deterministic pipeline with ``config["staleness"]``
-    equals: plain backprop for locked, else UnlockedNet with ``Delayed``."""
+    equals: plain backprop for bprop, else UnlockedNet with ``Delayed``."""
     n_classes = config["layout"][-1][-1]
-    if mode == "locked":
+    if mode == "bprop":
         return DecoupledNet(chain.modules, None, module_lr(mode, config), n_classes)
     k = config["staleness"] if config["staleness"] is not None else 1
     inputs = chain.inputs if mode == "unlock" else None
@@ -221,11 +220,10 @@ class Rank:
         self.max_in_flight = config.get("max_in_flight", 2)
         self.queue: deque[Pending] = deque()
         self.record = Record()
-        self.fault = config.get("fault")  # (kind, rank, step): for the tests
 
     def _backward(self, delta: Array, cache: Any, batch: int, send_at: int | None) -> Array:
         """Backpropagate ``delta`` (per-example units) through the module and update it;
-        with ``send_at`` the input gradient goes to rank r-1 *before* the update (locked)."""
+        with ``send_at`` the input gradient goes to rank r-1 *before* the update (bprop)."""
         self.module.zero_grad()
         d_in = self.module.backward(delta / batch, cache) * batch
         if send_at is not None and self.r > 0:
@@ -242,22 +240,10 @@ class Rank:
             self.sg.update(cache, delta_hat, target)
         self.record.staleness.append(t - pending.step)
 
-    def _inject_fault(self, t: int) -> bool:
-        """Whether to skip sending on step t; dies or hangs as ``fault`` says (tests)."""
-        if self.fault is None or tuple(self.fault[1:]) != (self.r, t):
-            return False
-        print(f"rank {self.r}: injected fault {self.fault[0]!r} at step {t}", flush=True)
-        if self.fault[0] == "die":
-            os._exit(3)
-        if self.fault[0] == "hang":
-            time.sleep(3600)
-        return True
-
     def step(self, t: int, x: Array | None, labels: Array) -> None:
         """Rank r's step t: x is the batch input where this rank reads it (rank 0, unlock)."""
         link, r, n = self.link, self.r, self.n
         batch = int(labels.shape[0])
-        drop = self._inject_fault(t)
         sg_pred = None
         if r == 0:
             inp = x
@@ -270,26 +256,25 @@ class Rank:
             if self.sg is not None:
                 c = backend.one_hot(labels, self.n_classes) if self.sg.d_context else None
                 sg_pred = self.sg.predict(h_prev, c)  # delta_hat_r = M_{r+1}(h_r, c)
-                if not drop:
-                    link.send(r - 1, GRADIENT, (t, backend.to_numpy(sg_pred[0])))
+                link.send(r - 1, GRADIENT, (t, backend.to_numpy(sg_pred[0])))
             if self.mode == "unlock":
                 self.inp.update(inp_cache, inp_hat, h_prev)  # I_{r+1} learns what f_r sent
                 inp = inp_hat
             else:
                 inp = h_prev
         out, cache = self.module.forward(inp)
-        if r < n - 1 and not drop:
+        if r < n - 1:
             link.send(r + 1, FORWARD, (t, backend.to_numpy(out), backend.to_numpy(labels)))
 
         if r == n - 1:  # the last module computes its true gradient itself
             loss, dlogits = softmax_cross_entropy(out, labels)
             self.record.losses.append(backend.to_float(loss))
-            if self.mode == "locked":
+            if self.mode == "bprop":
                 self._backward(dlogits * batch, cache, batch, send_at=t)
             else:
                 self._learn(Pending(t, cache, sg_pred), dlogits * batch, batch, t)
             return
-        if self.mode == "locked":
+        if self.mode == "bprop":
             _, delta = link.recv(r + 1, GRADIENT, t)
             self._backward(backend.asarray(delta), cache, batch, send_at=t)
             return
@@ -311,7 +296,7 @@ class Rank:
     def finish(self) -> None:
         """Drop the gradients still on their way (the simulation never applies them
         either) and wait for the sends to complete."""
-        if self.mode != "locked" and self.r < self.n - 1:
+        if self.mode != "bprop" and self.r < self.n - 1:
             self.link.drain(self.r + 1, GRADIENT, len(self.queue))
             self.queue.clear()
         self.link.close()

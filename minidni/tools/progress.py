@@ -7,7 +7,7 @@ every ``MINIDNI_PROGRESS_SECONDS`` seconds (default 60), e.g.::
     ff depth=3 dni seed=0: step 1200/3000 (40%), 0:01:10 elapsed, about 0:01:45 left
 
 ``MINIDNI_PROGRESS=off`` silences both; ``=lines`` forces lines on a terminal too. The
-runner (:mod:`minidni.experiments.common`) names the current run with :func:`set_run`
+runner (:mod:`minidni.experiments.runner`) names the current run with :func:`set_run`
 and adds the overall estimate after each finished run (:func:`eta_line`).
 """
 

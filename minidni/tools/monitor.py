@@ -4,10 +4,10 @@ A run that diverges must not be recorded as if it were a result. :class:`Monitor
 the loss of every step (a host float already, so the check is free) and, at log points,
 the parameters (one reduction per array, on the device); the first non-finite value
 raises :class:`Diverged` with the step. The experiment runner
-(:func:`minidni.experiments.common.run_jobs`) turns that into a run record with
+(:func:`minidni.experiments.runner.run_jobs`) turns that into a run record with
 ``"diverged": true`` and goes on with the other runs.
 
-The monitor also advances the run's progress display (:mod:`minidni.progress`).
+The monitor also advances the run's progress display (:mod:`minidni.tools.progress`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from . import backend
+from .. import backend
 from .progress import Progress
 
 
