@@ -1,5 +1,6 @@
-"""Update schedules (minidni.schedules) and how UnlockedNet runs them: lockstep as the
-limit of every schedule, and staleness that is exactly k steps."""
+"""Update schedules (minidni.schedules) and how the decoupled step runs them (DecoupledNet
+and UnlockedNet): lockstep as the limit of every schedule, and staleness that is exactly
+k steps."""
 
 from __future__ import annotations
 
