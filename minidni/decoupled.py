@@ -281,13 +281,13 @@ class DecoupledNet:
 def mlp_modules(sizes: Sequence[int], rng: backend.RNG) -> list[Module]:
     """The paper's fully connected net split at every layer.
 
-    ``sizes = [D_in, H_1, ..., H_k, D_out]``: k modules Linear + BatchNorm + ReLU, then a
-    Linear output module (logits). The first module's input is the data, whose gradient
+    ``sizes = [D_in, H_1, ..., H_{N-1}, D_out]``: N-1 modules Linear + BatchNorm + ReLU,
+    then a Linear output module f_N (logits). f_1's input is the data, whose gradient
     nobody uses, so its Linear skips computing it (``input_grad=False``).
     """
     modules: list[Module] = [
-        Sequential(Linear(d_in, d_out, rng, bias=False, input_grad=k > 0), BatchNorm(d_out), ReLU())
-        for k, (d_in, d_out) in enumerate(zip(sizes[:-2], sizes[1:-1]))
+        Sequential(Linear(d_in, d_out, rng, bias=False, input_grad=i > 1), BatchNorm(d_out), ReLU())
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1)  # f_i
     ]
     modules.append(Linear(sizes[-2], sizes[-1], rng, input_grad=len(sizes) > 2))
     return modules
