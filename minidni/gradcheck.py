@@ -199,6 +199,10 @@ def check_recurrent(
 def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
     """One ``(name, check)`` per layer and loss; each check returns the worst relative error.
 
+    The losses are every loss the training code uses: softmax cross-entropy, mse (SG,
+    synthetic-input and aux models), sigmoid BCE, masked over time steps as in the Copy
+    tasks, and the sequence cross-entropy of char-PTB.
+
     Call inside ``backend.use_dtype("float64")``. ``minidni gradcheck`` prints these.
     """
     from . import conv, layers, losses, lstm, pooling
@@ -241,11 +245,23 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
 
         return run
 
-    def loss_case(fn: Callable, make_target: Callable[[], Array]):
-        return lambda: check_loss(fn, rng.normal((b, d_out)), make_target(), rng)
+    def loss_case(fn: Callable, make_target: Callable[[], Array], shape: tuple = (b, d_out)):
+        return lambda: check_loss(fn, rng.normal(shape), make_target(), rng)
+
+    def masked_bce_case() -> float:
+        """The Copy tasks' loss: (B, T, D) bits, counted where a (B, T) mask of 0/1 is 1."""
+        mask = backend.asarray(rng.np.integers(0, 2, size=(b, t_len)).astype(np.float64))
+        return check_loss(
+            lambda logits, targets: losses.sigmoid_bce(logits, targets, mask),
+            rng.normal((b, t_len, d_out)),
+            rng.uniform((b, t_len, d_out)),
+            rng,
+        )
 
     xp = backend.namespace()
+    t_len = 4  # steps of the sequence losses: logits (B, T, D)
     labels = lambda: backend.asarray(rng.np.integers(0, d_out, size=b), dtype=xp.int64)  # noqa: E731
+    seq_labels = lambda: backend.asarray(rng.np.integers(0, d_out, (b, t_len)), dtype=xp.int64)  # noqa: E731
     return [
         ("Linear", module_case(lambda: layers.Linear(d_in, d_out, rng))),
         ("ReLU", module_case(layers.ReLU, dodge=True)),
@@ -268,4 +284,9 @@ def standard_cases(rng: backend.RNG) -> list[tuple[str, Callable[[], float]]]:
         ("softmax_cross_entropy", loss_case(losses.softmax_cross_entropy, labels)),
         ("mse", loss_case(losses.mse, lambda: rng.normal((b, d_out)))),
         ("sigmoid_bce", loss_case(losses.sigmoid_bce, lambda: rng.uniform((b, d_out)))),
+        ("sigmoid_bce (masked)", masked_bce_case),
+        (
+            "sequence_cross_entropy",
+            loss_case(losses.sequence_cross_entropy, seq_labels, (b, t_len, d_out)),
+        ),
     ]

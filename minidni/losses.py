@@ -2,7 +2,14 @@
 
 Every loss is a *sum over features, mean over the batch*: for a batch of B rows the loss
 is ``(1/B) sum_n loss_n``, so ``dpred`` carries a factor 1/B. The same convention holds
-everywhere in minidni, including the synthetic-gradient and synthetic-input losses.
+everywhere in minidni, including the synthetic-gradient and synthetic-input losses. The
+one exception says so in its name: :func:`sequence_cross_entropy`, a mean over the batch
+*and* the time steps (nats per character).
+
+Every loss the training code uses lives here, and ``minidni gradcheck`` checks each:
+:func:`softmax_cross_entropy` (classifiers), :func:`sequence_cross_entropy` (char-PTB),
+:func:`sigmoid_bce` with a mask (Copy / Repeat Copy) and :func:`mse` (SG, synthetic-input
+and DNI + Aux models).
 """
 
 from __future__ import annotations
@@ -62,20 +69,55 @@ def mse(pred: Array, target: Array) -> tuple[Array, Array]:
     return xp.sum(diff * diff) / b, 2.0 * diff / b
 
 
-def sigmoid_bce(logits: Array, targets: Array) -> tuple[Array, Array]:
-    """Binary cross-entropy of targets in [0, 1] under sigmoid(logits).
+def sequence_cross_entropy(logits: Array, labels: Array) -> tuple[Array, Array]:
+    """Softmax cross-entropy of a sequence of integer labels, e.g. next characters.
 
-    Shapes: logits, targets (B, D). Loss ``(1/B) sum_{n,d} [max(x, 0) - x t + log(1 +
-    exp(-|x|))]`` (stable for any x); gradient ``(sigmoid(x) - t) / B``.
+    Shapes: logits (B, T, C), labels (B, T) integers in [0, C). Returns the mean over the
+    batch *and* the T steps of ``-log softmax(logits)[n, t, labels[n, t]]`` (nats per
+    step) and its gradient ``(softmax - onehot) / (B T)`` (B, T, C): the B*T steps are
+    rows of :func:`softmax_cross_entropy`.
+    """
+    if logits.ndim != 3 or tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"sequence_cross_entropy: expected logits (B, T, C) and labels (B, T), "
+            f"got {tuple(logits.shape)} and {tuple(labels.shape)}"
+        )
+    xp = backend.namespace()
+    b, t, c = logits.shape
+    loss, dflat = softmax_cross_entropy(
+        xp.reshape(logits, (b * t, c)),  # (B*T, C)
+        xp.reshape(labels, (b * t,)),  # (B*T,)
+    )
+    return loss, xp.reshape(dflat, (b, t, c))  # (B, T, C)
+
+
+def sigmoid_bce(logits: Array, targets: Array, mask: Array | None = None) -> tuple[Array, Array]:
+    """Binary cross-entropy of targets in [0, 1] under sigmoid(logits), optionally masked.
+
+    Shapes: logits, targets (B, ..., D); mask (B, ...) or None, one weight per position
+    (e.g. (B, T): which time steps count), shared by the D features. With x the logits,
+    t the targets and m the mask (1 without one), the loss is
+
+        (1/B) sum_{n,...,d} m * [max(x, 0) - x t + log(1 + exp(-|x|))]
+
+    which is ``-[t log s + (1 - t) log(1 - s)]``, s = sigmoid(x), written so that it is
+    stable for any x; the gradient is ``m (sigmoid(x) - t) / B``. Summed over all axes but
+    the batch axis, mean over the batch.
     """
     _check("sigmoid_bce", logits, targets)
+    if mask is not None and tuple(mask.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(
+            f"sigmoid_bce: mask shape {tuple(mask.shape)} != logits shape without the "
+            f"features {tuple(logits.shape[:-1])}"
+        )
     from .layers import sigmoid
 
     xp = backend.namespace()
     b = logits.shape[0]
     x, t = logits, targets
+    m = 1.0 if mask is None else mask[..., None]  # (B, ..., 1): shared by the D features
     per_element = xp.maximum(x, 0.0) - x * t + xp.log(1.0 + xp.exp(-xp.abs(x)))
-    return xp.sum(per_element) / b, (sigmoid(x) - t) / b
+    return xp.sum(per_element * m) / b, m * (sigmoid(x) - t) / b
 
 
 def error_rate(logits: Array, labels: Array) -> float:

@@ -1,16 +1,18 @@
 """Update schedules: which modules run their backward pass and update, and how stale.
 
-A schedule answers three questions for a chain of ``n`` modules:
+A schedule answers three questions for a chain of ``n`` modules ``f_1..f_n``; each answer
+is a list with one entry per module, entry ``i-1`` for f_i (notation of
+:mod:`minidni.decoupled`):
 
-- :meth:`~Schedule.sample` (once per step): one bool per module, whether *this step's
-  forward pass* of that module will be backpropagated and the module updated. A module
-  whose flag is False runs no backward pass for that forward pass, so it also produces
-  no target: the SG model at the boundary just before it does not learn from it either.
-- :meth:`~Schedule.sample_inputs` (once per step): one bool per module, whether its
-  synthetic-input model ``I_i`` learns on this step (complete unlock only; the flag of
-  module 1, whose input is x itself, is unused).
-- :meth:`~Schedule.delays` (fixed): per module the staleness ``k_i``: its backward pass
-  at step t is the one for its forward pass of step ``t - k_i``.
+- :meth:`~Schedule.sample` (once per step): whether *this step's forward pass* of f_i
+  will be backpropagated and f_i updated. A module whose flag is False runs no backward
+  pass for that forward pass, so it also produces no target: ``M_i``, the SG model at
+  the boundary just before it, does not learn from it either.
+- :meth:`~Schedule.sample_inputs` (once per step): whether f_i's synthetic-input model
+  ``I_i`` learns on this step (complete unlock only; the flag of f_1, whose input is x
+  itself, is unused).
+- :meth:`~Schedule.delays` (fixed): the staleness ``k_i`` of f_i: its backward pass at
+  step t is the one for its forward pass of step ``t - k_i``.
 
 The schedules:
 
@@ -23,8 +25,8 @@ The schedules:
   it is covered by that module's coin.
 - :class:`RoundRobin`: ``per_step`` modules a step in turn (one by default), as if the
   workers took turns.
-- :class:`Delayed`: module i works with activations and gradients ``k_i`` steps stale,
-  what an asynchronous worker would see; wraps another schedule for the flags.
+- :class:`Delayed`: f_i works with activations and gradients ``k_i`` steps stale, what
+  an asynchronous worker would see; wraps another schedule for the flags.
 
 With ``p_update = 1``, ``per_step = n`` and zero delays every schedule is exactly
 :class:`Lockstep` (tests/test_schedules.py).
@@ -119,11 +121,12 @@ class RoundRobin(Schedule):
 
 
 class Delayed(Schedule):
-    """Module i backpropagates, at step t, its forward pass of step ``t - k_i``.
+    """f_i backpropagates, at step t, its forward pass of step ``t - k_i``.
 
-    ``k`` is one staleness for every module or one per module. Which forward passes are
-    backpropagated at all is decided by ``base`` (default :class:`Lockstep`) when they
-    happen. What is stale, and what is not, is documented in :mod:`minidni.unlock`.
+    ``k`` is one staleness for every module or one per module (``k[i-1]`` for f_i).
+    Which forward passes are backpropagated at all is decided by ``base`` (default
+    :class:`Lockstep`) when they happen. :class:`~minidni.decoupled.DecoupledNet` runs
+    the delays; what is stale, and what is not, is documented in :mod:`minidni.unlock`.
     """
 
     def __init__(self, k: int | Sequence[int], base: Schedule | None = None):

@@ -5,12 +5,14 @@ Both are small regressors trained with the L2 loss of :func:`minidni.losses.mse`
 batch), each with its own optimizer:
 
 - :class:`SyntheticGradient` predicts ``delta_hat_i = M_{i+1}(h_i, c)``, the error
-  gradient at the output of module i, from that output alone (DNI) or with a context c
-  such as the one-hot label (cDNI). Its output layer starts at zero, so at first
-  ``delta_hat = 0`` and the modules it feeds do not move until it has learned something
-  (Jaderberg et al., ICML 2017, section 2).
-- :class:`SyntheticInput` predicts ``h_hat_{i-1} = I_i(x)``, the input of module i, from
-  the network input x (forward unlocking, section 3.3 of the paper).
+  gradient at the output of module f_i, from that output alone (DNI) or with a context c
+  such as the one-hot label (cDNI); in a chain it is ``sgs[i-1]``
+  (:mod:`minidni.decoupled` has the notation table). Its output layer starts at zero, so
+  at first ``delta_hat = 0`` and the module it feeds does not move until it has learned
+  something (Jaderberg et al., ICML 2017).
+- :class:`SyntheticInput` predicts ``h_hat_{i-1} = I_i(x)``, the input of module f_i,
+  from the network input x (forward unlocking, section 3.3 of the paper); in a chain it
+  is ``inputs[i-1]``.
 
 Shapes: h (B, D_h); c (B, D_c); delta_hat (B, D_h); x (B, D_x).
 """

@@ -3,19 +3,21 @@
 Jaderberg et al., "Decoupled Neural Interfaces using Synthetic Gradients", ICML 2017
 (PMLR 70), section 3.1 (the version cited throughout minidni). An LSTM core
 (:class:`~minidni.lstm.LSTM`) with a per-step linear readout reads a long sequence in
-segments of T steps; the state ``s = (h, c)`` is carried from one segment to the next,
-and after each segment the core and readout take one Adam step. Boundaries: ``s_k`` is
-the state after k segments, so segment k+1 runs from ``s_k`` to ``s_{k+1}``; ``s_0`` is
-the zero state of :meth:`reset`.
+segments of T steps; the state ``s = (h, C)`` (output h and cell C, as in
+:mod:`minidni.lstm`) is carried from one segment to the next, and after each segment the
+core and readout take one Adam step. Boundaries: ``s_j`` is the state after j segments,
+so segment j+1 runs from ``s_j`` to ``s_{j+1}``; ``s_0`` is the zero state of
+:meth:`reset`. (j counts boundaries; k is reserved for staleness, :mod:`minidni.decoupled`.)
 
 Methods (``method=``):
 
-- ``"bptt"``: plain truncated BPTT. The gradient is cut at every boundary: segment k+1
-  learns only from its own loss ``L_{k+1}``.
-- ``"dni"``: a synthetic-gradient model M reads the boundary state ``s_{k+1}`` (h and c
-  concatenated, (B, 2H)) and predicts ``delta_hat_{k+1} = M(s_{k+1})``, the gradient of
+- ``"bprop"``: plain truncated BPTT, nothing crosses a boundary: the gradient is cut at
+  every boundary, and segment j+1 learns only from its own loss ``L_{j+1}``. (Results
+  files of older versions call it ``"bptt"``: :func:`canonical_method`.)
+- ``"dni"``: a synthetic-gradient model M reads the boundary state ``s_{j+1}`` (h and C
+  concatenated, (B, 2H)) and predicts ``delta_hat_{j+1} = M(s_{j+1})``, the gradient of
   all *future* loss with respect to that state. The core backpropagates
-  ``sg_scale * delta_hat_{k+1}`` into ``s_{k+1}`` together with its in-segment loss, so
+  ``sg_scale * delta_hat_{j+1}`` into ``s_{j+1}`` together with its in-segment loss, so
   it learns from beyond its window. At the end of a sequence (``last=True``) nothing is
   injected: the future gradient is zero there.
 - ``"dni_aux"``: DNI plus the auxiliary task below.
@@ -26,14 +28,14 @@ the batch-mean loss), and the core backpropagates ``delta / B``.
 **What the core receives and what M learns are two separate knobs.**
 ``sg_scale`` multiplies ``delta_hat`` before the core uses it; ``target_discount``
 multiplies the next synthetic gradient inside M's target. M's target for the start state
-``s_k`` of segment k+1 is the bootstrap (like a TD target)::
+``s_j`` of segment j+1 is the bootstrap (like a TD target)::
 
-    target_k = g_k + target_discount * J_k^T delta_hat_{k+1}
+    target_j = g_j + target_discount * J_j^T delta_hat_{j+1}
 
-with ``g_k = B * dL_{k+1}/ds_k`` the in-segment loss gradient and ``J_k = ds_{k+1}/ds_k``
-the segment's state Jacobian (with ``last=True`` only ``g_k``). M is trained on
-``||delta_hat_k - target_k||^2`` against the prediction ``delta_hat_k`` it made for
-``s_k`` at the end of the previous segment (that prediction's cache is kept; M has taken
+with ``g_j = B * dL_{j+1}/ds_j`` the in-segment loss gradient and ``J_j = ds_{j+1}/ds_j``
+the segment's state Jacobian (with ``last=True`` only ``g_j``). M is trained on
+``||delta_hat_j - target_j||^2`` against the prediction ``delta_hat_j`` it made for
+``s_j`` at the end of the previous segment (that prediction's cache is kept; M has taken
 one step since, and its backward uses the current weights, as in
 :mod:`minidni.decoupled`). M's fixed point is then the future gradient discounted by
 ``target_discount`` per segment. The default ``target_discount = 1`` is the paper's
@@ -43,7 +45,7 @@ factor 0.1 on the injected gradient (``sg_scale``) is what implementations of th
 use, and we could not find it in the paper's text. ``target_discount = sg_scale`` is
 the variant in which the injected, scaled gradient also enters M's target, so that a
 loss m segments ahead reaches the core scaled by ``sg_scale ** m``: minidni's earlier
-default, kept as an option. When the two knobs differ, ``J_k^T delta_hat_{k+1}`` is
+default, kept as an option. When the two knobs differ, ``J_j^T delta_hat_{j+1}`` is
 carried back through the segment by one extra state-only backward pass
 (``LSTM.backward(..., grads=False)``). With ``sg_scale = target_discount = 1`` and an
 oracle M returning the true future gradient, the core's gradients are exactly those of
@@ -53,13 +55,14 @@ full BPTT (tested).
 also predicts synthetic gradients further in the future (as we read it: at the
 boundary ``t + T`` the core predicts ``delta_hat_{t+2T}``, one boundary further than M).
 Implemented here: a linear head A (zero-initialised, H -> 2H) reads the core's output
-``h`` at the end of segment k (the h of ``s_k``) and predicts ``delta_hat_{k+1} =
-M(s_{k+1})``, the synthetic gradient one boundary later. Its loss is
-``aux_weight * (1/B) sum_n ||A(h_n) - delta_hat_{k+1, n}||^2`` with the target held fixed.
-That target exists only after segment k+1 has run, when segment k has already been
-updated, so the aux gradient is applied one segment late: at the end of segment k+1 it
-trains A and is backpropagated through segment k (whose cache is kept, with the current
-weights, like M's late update) into the core's parameters, and joins segment k+1's Adam
+``h`` at the end of segment j (the h of ``s_j``) and predicts ``delta_hat_{j+1} =
+M(s_{j+1})``, the synthetic gradient one boundary later. Its loss is
+``aux_weight * mse(A(h), delta_hat_{j+1})`` (:func:`~minidni.losses.mse`, ``(1/B) sum_n
+||A(h_n) - delta_hat_{j+1, n}||^2``) with the target held fixed.
+That target exists only after segment j+1 has run, when segment j has already been
+updated, so the aux gradient is applied one segment late: at the end of segment j+1 it
+trains A and is backpropagated through segment j (whose cache is kept, with the current
+weights, like M's late update) into the core's parameters, and joins segment j+1's Adam
 step. It does not enter M's target (the paper does not say it does; the aux task shapes
 the core's representation, it is not part of the future loss M predicts). The last
 segment of a sequence has no synthetic gradient, so the prediction made before it gets
@@ -72,11 +75,13 @@ readout and aux-head gradients is scaled down to at most ``clip_norm`` before th
 step (Pascanu et al. 2013); the Copy tasks can produce exploding gradients. M is never
 clipped.
 
-Losses (``loss=``): ``"bce"``, sigmoid binary cross-entropy on logits (B, T, D_out)
-against targets in [0, 1] (B, T, D_out), counted where ``mask`` (B, T) is 1, summed over
-steps and features and averaged over the batch (the Copy tasks); ``"ce"``, softmax
-cross-entropy against integer targets (B, T), the mean over batch and steps in nats per
-character (language modelling; a mask is not supported).
+Losses (``loss=``), both from :mod:`minidni.losses`: ``"bce"``,
+:func:`~minidni.losses.sigmoid_bce` on logits (B, T, D_out) against targets in [0, 1]
+(B, T, D_out), counted where ``mask`` (B, T) is 1, summed over steps and features and
+averaged over the batch (the Copy tasks); ``"ce"``,
+:func:`~minidni.losses.sequence_cross_entropy` against integer targets (B, T), the mean
+over batch and steps in nats per character (language modelling; a mask is not
+supported).
 
 Replacing M by an oracle (tests): set ``trainer.sg_fn = f`` with ``f(s) -> delta_hat``,
 s (B, 2H), delta_hat (B, 2H) in per-example units; M is then neither asked nor trained.
@@ -89,14 +94,24 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import backend, checks
-from .layers import Linear, Parameter, sigmoid
+from .layers import Linear, Parameter
+from .losses import mse, sequence_cross_entropy, sigmoid_bce
 from .lstm import LSTM, SeqLinear
 from .optim import Adam
 from .synthetic import SyntheticGradient
 
 Array = Any
-METHODS = ("bptt", "dni", "dni_aux")
+METHODS = ("bprop", "dni", "dni_aux")
 LOSSES = ("bce", "ce")
+OLD_NAMES = {"bptt": "bprop"}  # the baseline's name in minidni before it was bprop everywhere
+
+
+def canonical_method(name: str) -> str:
+    """Today's name of a TBPTT method: ``"bptt"``, the baseline's name in results files
+    (and code) written before minidni called it ``"bprop"`` everywhere, becomes
+    ``"bprop"``; every other name is returned as it is. Code that reads results files
+    maps their method names through this, once."""
+    return OLD_NAMES.get(name, name)
 
 
 class TBPTT:
@@ -106,7 +121,8 @@ class TBPTT:
         d_in, d_hidden, d_out: input width, LSTM width H, output (logit) width.
         rng: random numbers for the initial weights.
         T: the truncation length (steps per segment).
-        method: ``"bptt"``, ``"dni"`` or ``"dni_aux"`` (module docstring).
+        method: ``"bprop"``, ``"dni"`` or ``"dni_aux"`` (module docstring; the old name
+            ``"bptt"`` is read as ``"bprop"``, :func:`canonical_method`).
         loss: ``"bce"`` (masked sigmoid BCE) or ``"ce"`` (softmax CE on integer targets).
         lr: Adam learning rate of the core, readout and aux head.
         sg_lr: Adam learning rate of the SG model M.
@@ -119,7 +135,7 @@ class TBPTT:
 
     Attributes: ``core`` (LSTM), ``readout`` (SeqLinear), ``aux`` (Linear H -> 2H or
     None), ``sg`` (SyntheticGradient on 2H or None), ``opt`` and ``sg_opt`` via
-    ``sg.opt``, ``state`` (h, c) carried between segments, ``sg_fn`` (oracle hook).
+    ``sg.opt``, ``state`` (h, C) carried between segments, ``sg_fn`` (oracle hook).
     """
 
     def __init__(
@@ -129,7 +145,7 @@ class TBPTT:
         d_out: int,
         rng: backend.RNG,
         T: int,
-        method: str = "bptt",
+        method: str = "bprop",
         loss: str = "bce",
         lr: float = 1e-3,
         sg_lr: float = 1e-3,
@@ -139,6 +155,7 @@ class TBPTT:
         aux_weight: float = 1.0,
         clip_norm: float | None = None,
     ):
+        method = canonical_method(method)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
         if loss not in LOSSES:
@@ -153,7 +170,7 @@ class TBPTT:
         self.method, self.loss = method, loss
         self.sg_scale, self.target_discount = sg_scale, target_discount
         self.aux_weight, self.clip_norm = aux_weight, clip_norm
-        # Core first, so that bptt and dni models built from the same seed start equal.
+        # Core first, so that bprop and dni models built from the same seed start equal.
         self.core = LSTM(d_in, d_hidden, rng, input_grad=False)  # x is data: no dx
         self.readout = SeqLinear(d_hidden, d_out, rng)
         self.aux = (
@@ -161,14 +178,14 @@ class TBPTT:
         )
         self.sg = (
             None
-            if method == "bptt"
+            if method == "bprop"
             else SyntheticGradient(2 * d_hidden, rng, hidden=sg_hidden, lr=sg_lr, batchnorm=False)
         )
         self.opt = Adam(self.parameters(), lr=lr)
         self.sg_fn: Callable[[Array], Array] | None = None
         self.state: tuple[Array, Array] | None = None
-        self._pending: tuple[Array, Any] | None = None  # M's prediction for the current s_k
-        self._aux_pending: tuple | None = None  # A's prediction at s_k, and what it needs
+        self._pending: tuple[Array, Any] | None = None  # M's prediction for the current s_j
+        self._aux_pending: tuple | None = None  # A's prediction at s_j, and what it needs
 
     def __repr__(self) -> str:
         return (
@@ -189,31 +206,14 @@ class TBPTT:
     # ---------------------------------------------------------------- pieces
 
     def loss_and_grad(self, logits: Array, y: Array, mask: Array | None) -> tuple[Array, Array]:
-        """The segment loss and its gradient w.r.t. logits (B, T, D_out) (module docstring)."""
-        xp = backend.namespace()
-        b, t_len, d = logits.shape
-        if self.loss == "ce":
-            if mask is not None:
-                raise ValueError("TBPTT: loss 'ce' does not take a mask")
-            if tuple(y.shape) != (b, t_len):
-                raise ValueError(f"TBPTT: ce targets must be (B, T) = {(b, t_len)}, got {y.shape}")
-            n = b * t_len
-            flat = xp.reshape(logits, (n, d))  # (B*T, C)
-            onehot = backend.one_hot(xp.reshape(y, (n,)), d)  # (B*T, C)
-            z = flat - xp.max(flat, axis=1, keepdims=True)  # (B*T, C), row max 0
-            log_sum_exp = xp.log(xp.sum(xp.exp(z), axis=1))  # (B*T,)
-            loss = xp.mean(log_sum_exp - xp.sum(z * onehot, axis=1))
-            dflat = (xp.exp(z) / xp.exp(log_sum_exp)[:, None] - onehot) / n
-            return loss, xp.reshape(dflat, (b, t_len, d))  # (B, T, C)
-        if tuple(y.shape) != (b, t_len, d):
-            raise ValueError(f"TBPTT: bce targets must be {(b, t_len, d)}, got {tuple(y.shape)}")
-        m = xp.ones((b, t_len), dtype=logits.dtype) if mask is None else mask
-        if tuple(m.shape) != (b, t_len):
-            raise ValueError(f"TBPTT: mask must be (B, T) = {(b, t_len)}, got {tuple(m.shape)}")
-        m = m[:, :, None]  # (B, T, 1)
-        x = logits
-        per_element = xp.maximum(x, 0.0) - x * y + xp.log(1.0 + xp.exp(-xp.abs(x)))
-        return xp.sum(per_element * m) / b, m * (sigmoid(x) - y) / b
+        """The segment loss and its gradient w.r.t. logits (B, T, D_out): for ``"bce"``
+        :func:`~minidni.losses.sigmoid_bce` with the mask (B, T), for ``"ce"``
+        :func:`~minidni.losses.sequence_cross_entropy` (module docstring)."""
+        if self.loss == "bce":
+            return sigmoid_bce(logits, y, mask)
+        if mask is not None:
+            raise ValueError("TBPTT: loss 'ce' does not take a mask")
+        return sequence_cross_entropy(logits, y)
 
     def synthetic_gradient(self, s: Array) -> tuple[Array, Any]:
         """``delta_hat = M(s)`` (B, 2H) for a boundary state s (B, 2H), and M's cache.
@@ -254,7 +254,7 @@ class TBPTT:
         Returns ``loss`` (float), ``sg_loss`` (M's L2 loss on its prediction for this
         segment's start state, None if M did not learn), ``aux_loss`` (float or None),
         ``logits`` (B, T_seg, D_out), ``sg_target`` ((B, 2H) target for the start state,
-        per-example units; None for bptt), ``delta_hat`` ((B, 2H) synthetic gradient
+        per-example units; None for bprop), ``delta_hat`` ((B, 2H) synthetic gradient
         at the end, None if none was used), ``grad_norm`` (before clipping; None
         without ``clip_norm``).
         """
@@ -275,8 +275,8 @@ class TBPTT:
         dhs = self.readout.backward(dlogits, readout_cache)  # (B, T_seg, H)
 
         dstate_T, new_pending, delta_hat = None, None, None
-        if self.method != "bptt" and not last:
-            s_end = xp.concat(list(state_T), axis=1)  # (B, 2H): s_{k+1} = [h, c]
+        if self.method != "bprop" and not last:
+            s_end = xp.concat(list(state_T), axis=1)  # (B, 2H): s_{j+1} = [h, C]
             delta_hat, sg_cache = self.synthetic_gradient(s_end)  # per-example units
             new_pending = (delta_hat, sg_cache)
             injected = (self.sg_scale / b) * delta_hat  # gradient of the batch-mean loss
@@ -284,8 +284,8 @@ class TBPTT:
         _, dstate_0 = self.core.backward(dhs, dstate_T, core_cache)
 
         sg_target = None
-        if self.method != "bptt":
-            sg_target = b * xp.concat(list(dstate_0), axis=1)  # g_k + sg_scale J^T delta_hat
+        if self.method != "bprop":
+            sg_target = b * xp.concat(list(dstate_0), axis=1)  # g_j + sg_scale J^T delta_hat
             if delta_hat is not None and self.target_discount != self.sg_scale:
                 # M's target carries delta_hat back with its own factor: add the difference.
                 d = delta_hat
@@ -324,8 +324,9 @@ class TBPTT:
         aux_loss, pending = None, self._aux_pending
         if pending is not None and delta_hat is not None:
             pred, aux_cache, prev_shape, prev_core_cache = pending
-            aux_loss, dpred = self._aux_loss(pred, delta_hat)
-            dh_end = self.aux.backward(dpred, aux_cache)  # (B, H): at h of s_k
+            loss, dpred = mse(pred, delta_hat)  # the target delta_hat is held fixed
+            aux_loss, dpred = backend.to_float(self.aux_weight * loss), self.aux_weight * dpred
+            dh_end = self.aux.backward(dpred, aux_cache)  # (B, H): at h of s_j
             zero = xp.zeros(prev_shape, dtype=hs.dtype)  # (B, T_prev, H): no loss inside
             self.core.backward(zero, (dh_end, xp.zeros_like(dh_end)), prev_core_cache)
         self._aux_pending = None
@@ -333,14 +334,6 @@ class TBPTT:
             pred, aux_cache = self.aux.forward(hs[:, -1, :])  # (B, 2H)
             self._aux_pending = (pred, aux_cache, tuple(hs.shape), core_cache)
         return aux_loss
-
-    def _aux_loss(self, pred: Array, target: Array) -> tuple[float, Array]:
-        """``aux_weight * (1/B) sum_n ||pred_n - target_n||^2`` (target fixed) and its
-        gradient w.r.t. pred; pred, target (B, 2H)."""
-        xp = backend.namespace()
-        diff = pred - target
-        scale = self.aux_weight / pred.shape[0]
-        return backend.to_float(scale * xp.sum(diff * diff)), 2.0 * scale * diff
 
     def train_sequence(self, x: Array, y: Array, mask: Array | None = None) -> dict[str, Any]:
         """Reset, then train on whole sequences x (B, T_total, D_in) segment by segment.

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from minidni import backend
 from minidni.backend import RNG, to_numpy
 from minidni.decoupled import DecoupledNet, build_mlp
-from minidni.layers import Linear
+from minidni.layers import Linear, Module
 from minidni.losses import mse, softmax_cross_entropy
 from minidni.optim import SGD
 from minidni.schedules import Stochastic
@@ -53,6 +53,69 @@ class OracleSG:
 
     def update(self, cache, prediction, target):
         return 0.0
+
+
+class Recorder:
+    """Wraps an SG model; records the activations it reads and the targets it learns."""
+
+    def __init__(self, sg):
+        self.sg, self.d_context = sg, sg.d_context
+        self.read: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+
+    def predict(self, h, c=None, train=True):
+        self.read.append(to_numpy(h).copy())
+        return self.sg.predict(h, c, train)
+
+    def update(self, cache, prediction, target):
+        self.targets.append(to_numpy(target).copy())
+        return self.sg.update(cache, prediction, target)
+
+
+class InputGradient(Module):
+    """Wraps a module; keeps the input gradient of its last backward pass."""
+
+    def __init__(self, inner: Module):
+        self.inner, self.dx = inner, None
+
+    def parameters(self):
+        return self.inner.parameters()
+
+    def forward(self, x, train=True):
+        return self.inner.forward(x, train)
+
+    def backward(self, dout, cache):
+        self.dx = self.inner.backward(dout, cache)
+        return self.dx
+
+
+def test_list_positions_follow_the_notation_table(float64):
+    """The notation table of minidni.decoupled, for N = 3: ``hs[i]`` is h_i, the output of
+    ``modules[i-1]`` = f_i; ``sgs[0]`` is M_2: it predicts delta_hat_1 from ``hs[1]``, the
+    output of ``modules[0]``, and learns from ``modules[1]``'s input gradient (its
+    bootstrapped target); only ``sgs[-1]`` (M_3) learns from the true loss gradient."""
+    sizes, b = [6, 5, 4, 3], 8
+    rng = RNG(0)
+    net = build_mlp("cdni", sizes, rng)
+    for sg in net.sgs:  # non-zero SG outputs, so that a bootstrapped target is not the truth
+        sg.net.layers[-1].W.value = rng.normal(sg.net.layers[-1].W.shape, 0.5)
+    x, y = batch(RNG(1), b, sizes)
+    before = copy.deepcopy(net)
+    hs, caches = before.forward(x)
+    assert len(hs) == len(net.modules) + 1 and hs[0] is x
+    _, dlogits = softmax_cross_entropy(hs[3], y)
+    delta_2 = before.modules[2].backward(dlogits, caches[2])  # true dL/dh_2
+    delta_1 = before.modules[1].backward(delta_2, caches[1])  # true dL/dh_1
+
+    net.sgs = [Recorder(sg) for sg in net.sgs]
+    net.modules[1] = InputGradient(net.modules[1])
+    net.step(x, y)
+    m2, m3 = net.sgs
+    assert np.array_equal(m2.read[0], to_numpy(hs[1]))  # M_2 reads h_1 = f_1(x)
+    assert np.array_equal(m3.read[0], to_numpy(hs[2]))  # M_3 reads h_2
+    assert np.array_equal(m2.targets[0], to_numpy(net.modules[1].dx * b))  # f_2's input grad
+    np.testing.assert_allclose(m3.targets[0], to_numpy(delta_2 * b), rtol=1e-10)  # the truth
+    assert not np.allclose(m2.targets[0], to_numpy(delta_1 * b), rtol=0.1)  # not the truth
 
 
 def test_oracle_synthetic_gradients_reproduce_backprop(xp, float64):

@@ -134,7 +134,7 @@ def test_complete_unlock_stays_float32(xp):
     assert_float32(net)
 
 
-@pytest.mark.parametrize("method, loss", [("bptt", "ce"), ("dni", "bce"), ("dni_aux", "bce")])
+@pytest.mark.parametrize("method, loss", [("bprop", "ce"), ("dni", "bce"), ("dni_aux", "bce")])
 def test_tbptt_segments_stay_float32(xp, method, loss):
     rng = RNG(0)
     model = TBPTT(3, 4, 2, rng, T=3, method=method, loss=loss, clip_norm=1.0)

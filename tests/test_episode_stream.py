@@ -161,7 +161,7 @@ def test_criterion_decides_the_level_up(xp):
         **rnn_copy.PROFILES["smoke"],
         "task": "copy",
         "T": 5,
-        "method": "bptt",
+        "method": "bprop",
         "seed": 0,
         "stream": False,
         "threshold": 0.15,

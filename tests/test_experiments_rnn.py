@@ -93,7 +93,7 @@ def test_rnn_copy_smoke_json(copy_results_dir):
             assert run["solved_episode_length"] == curriculum.episode_length(run["task"], n, r)
         assert (run["final_n"], run["final_r"]) == (curve["n"][-1], curve["r"][-1])
         assert all(e >= 0 for e in curve["bits_error"])
-        if run["method"] == "bptt":  # no M, nothing to score
+        if run["method"] == "bprop":  # no M, nothing to score
             assert curve["sg_r2"] == curve["sg_cos"] == curve["sg_r2_zero"] == [None] * len(grid)
         else:
             assert all(v is None or v <= 1 for v in curve["sg_r2"])
@@ -148,6 +148,30 @@ def test_rnn_figures_and_table(results_dir, tmp_path):
     # char-PTB runs every method too: every cell is a number
     cells = [c.strip() for c in rows[2].split("|")[2:-1]]
     assert all(float(cell) > 0 for cell in cells)
+
+
+def test_results_files_of_older_versions_still_draw_and_tabulate(results_dir, tmp_path):
+    """Results files written before the baseline was renamed call bprop "bptt": the tables
+    and the figures read them exactly as today's files (tbptt.canonical_method)."""
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    for name in ("rnn-copy", "rnn-ptb"):
+        results = _load(results_dir, name)
+        assert "bprop" in results["config"]["methods"]
+        old = {"bprop": "bptt"}
+        results["config"]["methods"] = [old.get(m, m) for m in results["config"]["methods"]]
+        for run in results["runs"]:
+            run["method"] = old.get(run["method"], run["method"])
+        (old_dir / f"{name}.json").write_text(json.dumps(results))
+    for module, name in ((rnn_copy, "rnn-copy"), (rnn_ptb, "rnn-ptb")):
+        assert module.table(_load(old_dir, name)) == module.table(_load(results_dir, name))
+    assert plots.table_markdown(old_dir) == plots.table_markdown(results_dir)
+    assert "BPTT T=2" in plots.table_markdown(old_dir)
+    drawn_old = plots.make(old_dir, tmp_path / "old_figures")
+    drawn_new = plots.make(results_dir, tmp_path / "new_figures")
+    assert [p.name for p in drawn_old] == [p.name for p in drawn_new]
+    for a, b in zip(drawn_old, drawn_new):
+        assert a.read_bytes() == b.read_bytes(), a.name
 
 
 def test_table_markdown_without_results_is_empty(tmp_path):

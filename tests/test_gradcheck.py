@@ -176,6 +176,32 @@ def test_sigmoid_bce_gradient(xp, float64, b, d, data):
     assert err <= TOL
 
 
+@given(b=batch_sizes, t=st.integers(1, 4), d=widths, data=st.data())
+def test_masked_sigmoid_bce_gradient(xp, float64, b, t, d, data):
+    """With a (B, T) mask of weights, d/dlogits is mask * (sigmoid(x) - t) / B: the
+    Copy tasks' loss on (B, T, D) logits."""
+    logits = data.draw(values((b, t, d), bound=5.0))
+    targets = data.draw(arrays(np.float64, (b, t, d), elements=st.floats(0.0, 1.0)))
+    mask = backend.asarray(data.draw(arrays(np.float64, (b, t), elements=st.sampled_from([0, 1]))))
+    err = check_loss(
+        lambda z, y: losses.sigmoid_bce(z, y, mask),
+        backend.asarray(logits),
+        backend.asarray(targets),
+        RNG(0),
+    )
+    assert err <= TOL
+
+
+@given(b=batch_sizes, t=st.integers(1, 4), c=st.integers(2, 5), data=st.data())
+def test_sequence_cross_entropy_gradient(xp, float64, b, t, c, data):
+    """d/dlogits of the mean over batch and steps is (softmax - onehot) / (B T)."""
+    logits = data.draw(values((b, t, c), bound=5.0))
+    labels = data.draw(arrays(np.int64, (b, t), elements=st.integers(0, c - 1)))
+    labels = backend.asarray(labels, dtype=xp.int64)
+    err = check_loss(losses.sequence_cross_entropy, backend.asarray(logits), labels, RNG(0))
+    assert err <= TOL
+
+
 # --- the checker must be able to fail ------------------------------------------------
 
 
@@ -236,6 +262,8 @@ FOUNDATION_ROWS = [  # every layer and loss of layers.py / losses.py (other modu
     "softmax_cross_entropy",
     "mse",
     "sigmoid_bce",
+    "sigmoid_bce (masked)",
+    "sequence_cross_entropy",
 ]
 
 

@@ -19,7 +19,13 @@ from minidni import backend
 from minidni.backend import RNG, asarray, to_numpy
 from minidni.init import INITS, init_weight
 from minidni.layers import BatchNorm, Linear, ReLU, Sigmoid, Tanh, mlp
-from minidni.losses import error_rate, mse, sigmoid_bce, softmax_cross_entropy
+from minidni.losses import (
+    error_rate,
+    mse,
+    sequence_cross_entropy,
+    sigmoid_bce,
+    softmax_cross_entropy,
+)
 
 X = np.array([[1.0, -2.0, 0.5], [0.0, 3.0, -1.5]])  # (B=2, D=3)
 
@@ -395,6 +401,44 @@ def test_sigmoid_bce_is_stable_for_huge_logits(xp):
     np.testing.assert_array_equal(to_numpy(grad), [[1.0, -1.0]])
 
 
+def test_masked_sigmoid_bce_is_the_plain_formula(xp, float64):
+    """On (B, T, D) logits with a (B, T) mask m: loss (1/B) sum_{n,t,d} m_nt *
+    -[y log s + (1 - y) log(1 - s)], gradient m (s - y) / B, s = sigmoid(x); without a
+    mask, bitwise the all-ones mask, and the unmasked loss of the (B, T * D) flattening."""
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(3, 4, 2)), rng.uniform(size=(3, 4, 2))
+    m = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    loss, grad = sigmoid_bce(asarray(z), asarray(y), asarray(m))
+    s = 1 / (1 + np.exp(-z))
+    plain = -(m[:, :, None] * (y * np.log(s) + (1 - y) * np.log(1 - s))).sum() / 3
+    assert backend.to_float(loss) == pytest.approx(plain, rel=1e-12)
+    np.testing.assert_allclose(to_numpy(grad), m[:, :, None] * (s - y) / 3, rtol=1e-12)
+    unmasked = sigmoid_bce(asarray(z), asarray(y))
+    ones = sigmoid_bce(asarray(z), asarray(y), asarray(np.ones((3, 4))))
+    flat = sigmoid_bce(asarray(z.reshape(3, 8)), asarray(y.reshape(3, 8)))
+    assert backend.to_float(unmasked[0]) == backend.to_float(ones[0])
+    np.testing.assert_array_equal(to_numpy(unmasked[1]), to_numpy(ones[1]))
+    assert backend.to_float(unmasked[0]) == pytest.approx(backend.to_float(flat[0]), rel=1e-12)
+    np.testing.assert_array_equal(to_numpy(unmasked[1]).reshape(3, 8), to_numpy(flat[1]))
+
+
+def test_sequence_cross_entropy_is_the_plain_formula(xp, float64):
+    """Logits (B, T, C), labels (B, T): loss mean_{n,t} -log softmax(logits_nt)[label_nt],
+    gradient (softmax - onehot) / (B T); the same numbers as softmax_cross_entropy on the
+    B*T steps as rows."""
+    rng = np.random.default_rng(1)
+    z, y = rng.normal(size=(2, 3, 4)), rng.integers(0, 4, size=(2, 3))
+    loss, grad = sequence_cross_entropy(asarray(z), labels(y))
+    p = np.exp(z) / np.exp(z).sum(axis=2, keepdims=True)
+    plain = -np.log(np.take_along_axis(p, y[:, :, None], axis=2)).mean()
+    assert backend.to_float(loss) == pytest.approx(plain, rel=1e-12)
+    onehot = np.eye(4)[y]  # (B, T, C)
+    np.testing.assert_allclose(to_numpy(grad), (p - onehot) / 6, rtol=1e-12, atol=1e-15)
+    rows = softmax_cross_entropy(asarray(z.reshape(6, 4)), labels(y.reshape(6)))
+    assert backend.to_float(loss) == backend.to_float(rows[0])
+    np.testing.assert_array_equal(to_numpy(grad).reshape(6, 4), to_numpy(rows[1]))
+
+
 def test_losses_reject_mismatched_shapes(xp):
     """A prediction/target shape mismatch names the loss and both shapes."""
     with raises_naming("mse", "(2, 3)", "(3, 2)"):
@@ -403,6 +447,12 @@ def test_losses_reject_mismatched_shapes(xp):
         sigmoid_bce(asarray(np.zeros((2, 3))), asarray(np.zeros((2, 4))))
     with raises_naming("softmax_cross_entropy", "(2, 3)", "(3,)"):
         softmax_cross_entropy(asarray(np.zeros((2, 3))), labels([0, 1, 2]))
+    with raises_naming("sequence_cross_entropy", "(2, 3, 4)", "(2, 4)"):
+        sequence_cross_entropy(asarray(np.zeros((2, 3, 4))), labels(np.zeros((2, 4), int)))
+    with raises_naming("sigmoid_bce", "mask", "(2, 4)", "(2, 3)"):
+        sigmoid_bce(
+            asarray(np.zeros((2, 3, 5))), asarray(np.zeros((2, 3, 5))), asarray(np.ones((2, 4)))
+        )
 
 
 def test_error_rate(xp):

@@ -104,7 +104,7 @@ def test_bad_set_values_are_one_line_errors(capsys, value, expected):
         ("rnn-copy", "threshold=0", "--set threshold: expects a number > 0"),
         ("rnn-copy", "threshold=NaN", "--set threshold: expects a number > 0"),
         ("rnn-copy", 'tasks=["copy", "sort"]', "names out of copy, repeat_copy"),
-        ("rnn-copy", 'methods=["cdni"]', "names out of bptt, dni, dni_aux"),
+        ("rnn-copy", 'methods=["cdni"]', "names out of bprop, dni, dni_aux"),
         ("rnn-copy", "sg_scale=-0.1", "--set sg_scale: expects a number >= 0"),
         ("rnn-ptb", 'train_split="training"', "--set train_split: expects one of auto, train"),
         ("update-prob", "p_update=[0.5, 0]", "list of numbers in (0, 1]"),
@@ -193,14 +193,14 @@ def test_monitor_names_the_step_and_what_is_not_finite():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to NaN
 def test_a_diverging_run_is_recorded_and_the_others_complete(tmp_path, capsys):
     """A huge learning rate for the SG model (an LSTM has no BatchNorm to hold it) makes
-    the DNI runs diverge; BPTT, which has no SG model, is untouched."""
+    the DNI runs diverge; bprop, which has no SG model, is untouched."""
     argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path)]
     assert main(argv + ["--set", "sg_lr=1e38", "--set", "truncations=[2]"]) == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "rnn-copy.json").read_text())
     assert results["complete"] is True and len(results["runs"]) == 6
     for run in results["runs"]:
-        if run["method"] == "bptt":
+        if run["method"] == "bprop":
             assert "diverged" not in run and run["solved_length"] >= 0
         else:
             assert run["diverged"] is True and run["diverged_step"] >= 1

@@ -1,5 +1,6 @@
-"""Update schedules (minidni.schedules) and how UnlockedNet runs them: lockstep as the
-limit of every schedule, and staleness that is exactly k steps."""
+"""Update schedules (minidni.schedules) and how the decoupled step runs them (DecoupledNet
+and UnlockedNet): lockstep as the limit of every schedule, and staleness that is exactly
+k steps."""
 
 from __future__ import annotations
 
@@ -74,16 +75,31 @@ def test_stochastic_input_models_flip_their_own_coins(p, seed):
 
 
 def test_delays_are_checked():
-    """Per-module delays need one per module; negative delays and DecoupledNet refuse."""
+    """Per-module delays need one per module; negative delays are refused, and so are the
+    two chains that cannot be stale: bprop and SG models trained on true gradients."""
     assert Delayed(3).delays(4) == [3, 3, 3, 3]
     assert Delayed([0, 1, 2]).delays(3) == [0, 1, 2]
     with pytest.raises(ValueError, match="3 delays given for 4 modules"):
         Delayed([0, 1, 2]).delays(4)
     with pytest.raises(ValueError, match=">= 0"):
         Delayed(-1)
-    with pytest.raises(ValueError, match="UnlockedNet"):
-        build_mlp("cdni", SIZES, RNG(0), schedule=Delayed(1))
-    build_mlp("cdni", SIZES, RNG(0), schedule=Delayed(0))  # no delay: fine
+    with pytest.raises(ValueError, match="cannot run Delayed.*bprop waits for the true"):
+        build_mlp("bprop", SIZES, RNG(0), schedule=Delayed(1))
+    with pytest.raises(ValueError, match='cannot run Delayed.*sg_targets="backprop"'):
+        build_mlp("cdni", SIZES, RNG(0), schedule=Delayed([0, 1, 0, 0]), sg_targets="backprop")
+    build_mlp("bprop", SIZES, RNG(0), schedule=Delayed(0))  # no delay: fine
+    build_mlp("cdni", SIZES, RNG(0), schedule=Delayed(0), sg_targets="backprop")
+
+
+@given(seed=st.integers(0, 2**16), ks=st.lists(st.integers(0, 3), min_size=N, max_size=N))
+def test_decoupled_net_runs_delays_like_the_gradients_only_unlocked_net(seed, ks):
+    """DecoupledNet honours the delays k_i itself: bitwise the same run as UnlockedNet
+    without synthetic inputs (which adds nothing but them to the decoupled step)."""
+    a = build_mlp("cdni", SIZES, RNG(seed), sg_hidden=(5,), schedule=Delayed(ks))
+    b = build_unlocked(
+        "cdni", SIZES, RNG(seed), sg_hidden=(5,), schedule=Delayed(ks), synthetic_inputs=False
+    )
+    assert all(np.array_equal(u, v) for u, v in zip(train(a, 6, seed + 1), train(b, 6, seed + 1)))
 
 
 # --- every schedule reduces to lockstep -----------------------------------------------

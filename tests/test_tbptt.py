@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minidni import backend
+from minidni import backend, losses, tbptt
 from minidni.backend import RNG, to_numpy
 from minidni.gradcheck import check_directional
-from minidni.losses import sigmoid_bce
+from minidni.losses import sequence_cross_entropy, sigmoid_bce
 from minidni.optim import Adam
-from minidni.tbptt import TBPTT
+from minidni.tbptt import TBPTT, canonical_method
 
 D_IN, H, D_OUT = 3, 4, 2
 
@@ -33,7 +33,7 @@ def params(model: TBPTT) -> list[np.ndarray]:
     return [to_numpy(p.value).copy() for p in model.parameters()]
 
 
-def make(method: str = "bptt", T: int = 3, loss: str = "bce", seed: int = 0, **kw) -> TBPTT:
+def make(method: str = "bprop", T: int = 3, loss: str = "bce", seed: int = 0, **kw) -> TBPTT:
     return TBPTT(D_IN, H, D_OUT, RNG(seed), T=T, method=method, loss=loss, **kw)
 
 
@@ -57,7 +57,7 @@ def record_grads(model: TBPTT) -> list:
 def full_bptt(model: TBPTT, x, y, mask=None):
     """Reference: the segments' losses summed, differentiated by one backward pass through
     the whole sequence (segments chained by the state gradient). Returns the parameter
-    gradients and, per boundary k = 1..K-1, the true future gradient B * dL/ds_k (B, 2H)."""
+    gradients and, per boundary j = 1..K-1, the true future gradient B * dL/ds_j (B, 2H)."""
     xp = backend.namespace()
     b, total = x.shape[0], x.shape[1]
     bounds = [(s, min(s + model.T, total)) for s in range(0, total, model.T)]
@@ -87,9 +87,9 @@ def test_one_segment_is_full_bptt(xp, float64, loss):
     """T >= the sequence length: truncated BPTT is ordinary BPTT plus an Adam step."""
     t_len = 6
     data = RNG(5)
-    for method in ("bptt", "dni"):  # a single segment is the last one: no SG either way
+    for method in ("bprop", "dni"):  # a single segment is the last one: no SG either way
         model = make(method, T=t_len, loss=loss, lr=1e-2)
-        ref = make("bptt", T=t_len, loss=loss, lr=1e-2)
+        ref = make("bprop", T=t_len, loss=loss, lr=1e-2)
         opt = Adam(ref.parameters(), lr=1e-2)
         for _ in range(2):
             x, y, mask = bce_data(data, t_len=t_len) if loss == "bce" else (*ce_data(data), None)
@@ -139,15 +139,15 @@ def test_oracle_synthetic_gradient_gives_full_bptt_gradients(xp, float64, loss, 
     assert len(calls) == len(true_deltas)
     for a, b in zip(got, ref_grads, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * max(1.0, np.abs(b).max()))
-    # the target for s_k is computed from segment k+1 and the oracle at s_{k+1}
+    # the target for s_j is computed from segment j+1 and the oracle at s_{j+1}
     for r, true in zip(out["segments"][1:], true_deltas, strict=True):
         np.testing.assert_allclose(to_numpy(r["sg_target"]), to_numpy(true), rtol=0, atol=1e-10)
 
 
 def test_truncation_cuts_the_gradient(xp, float64):
-    """The same setting without the oracle (bptt) misses the future: gradients differ."""
+    """The same setting without the oracle (bprop) misses the future: gradients differ."""
     x, y, mask = bce_data(RNG(7), t_len=10)
-    model = make("bptt", T=3)
+    model = make("bprop", T=3)
     ref_grads, _ = full_bptt(model, x, y, mask)
     got = record_grads(model)
     model.train_sequence(x, y, mask)
@@ -162,7 +162,7 @@ def test_truncation_cuts_the_gradient(xp, float64):
 def test_sg_target_is_the_derivative_of_loss_plus_discounted_synthetic_gradient(
     xp, float64, last, sg_scale, discount
 ):
-    """target_k = B * d/ds_k [L_{k+1} + <target_discount * delta_hat_{k+1} / B, s_{k+1}>],
+    """target_j = B * d/ds_j [L_{j+1} + <target_discount * delta_hat_{j+1} / B, s_{j+1}>],
     checked by finite differences: with the default (sg_scale 0.1, target_discount 1) the
     *unscaled* synthetic gradient is carried back, whatever the core was given
     (last=True: the loss term alone)."""
@@ -219,18 +219,18 @@ def test_target_discount_is_validated(xp):
 
 
 @pytest.mark.parametrize("method", ["dni", "dni_aux"])
-def test_fresh_sg_leaves_training_equal_to_bptt_until_m_has_learned(xp, float64, method):
-    """M (and the aux head) start at zero: segments 1 and 2 are bptt steps exactly. M first
+def test_fresh_sg_leaves_training_equal_to_bprop_until_m_has_learned(xp, float64, method):
+    """M (and the aux head) start at zero: segments 1 and 2 are bprop steps exactly. M first
     learns at the end of segment 2 (its target for s_1), so segment 3 differs."""
     x, y, mask = bce_data(RNG(3), t_len=9)
-    bptt, dni = make("bptt", lr=1e-2), make(method, lr=1e-2, sg_lr=1e-2)
-    for model in (bptt, dni):
+    bprop, dni = make("bprop", lr=1e-2), make(method, lr=1e-2, sg_lr=1e-2)
+    for model in (bprop, dni):
         model.reset(3)
     for k in range(3):
         sl = slice(3 * k, 3 * k + 3)
-        rb = bptt.segment(x[:, sl, ...], y[:, sl, ...], mask[:, sl])
+        rb = bprop.segment(x[:, sl, ...], y[:, sl, ...], mask[:, sl])
         rd = dni.segment(x[:, sl, ...], y[:, sl, ...], mask[:, sl])
-        same = all(np.array_equal(a, b) for a, b in zip(params(bptt), params(dni)))
+        same = all(np.array_equal(a, b) for a, b in zip(params(bprop), params(dni)))
         assert same == (k < 2), k
         assert rb["sg_loss"] is None and (rd["sg_loss"] is None) == (k == 0)
         if k == 0:
@@ -242,7 +242,7 @@ def test_fresh_sg_leaves_training_equal_to_bptt_until_m_has_learned(xp, float64,
 
 def test_bce_loss_value_and_mask(xp, float64):
     rng = RNG(4)
-    model = make("bptt", T=10, lr=1e-2)
+    model = make("bprop", T=10, lr=1e-2)
     x, y, mask = bce_data(rng, t_len=5)
     logits = rng.normal((3, 5, D_OUT))
     loss, dlogits = model.loss_and_grad(logits, y, mask)
@@ -262,14 +262,14 @@ def test_bce_loss_value_and_mask(xp, float64):
     # targets where the mask is 0 change nothing, in the loss or in training
     y_np = to_numpy(y).copy()
     y_np[m == 0] = 1 - y_np[m == 0]
-    other = make("bptt", T=10, lr=1e-2)
+    other = make("bprop", T=10, lr=1e-2)
     r1 = model.train_sequence(x, y, mask)
     r2 = other.train_sequence(x, backend.asarray(y_np), mask)
     assert r1["loss"] == r2["loss"]
     for a, b in zip(params(model), params(other)):
         np.testing.assert_array_equal(a, b)
     # an all-zero mask: no loss, no gradient, no movement (fresh Adam: no momentum yet)
-    fresh = make("bptt", T=10, lr=1e-2)
+    fresh = make("bprop", T=10, lr=1e-2)
     before = params(fresh)
     r = fresh.train_sequence(x, y, backend.asarray(np.zeros((3, 5))))
     assert r["loss"] == 0.0
@@ -279,7 +279,7 @@ def test_bce_loss_value_and_mask(xp, float64):
 
 def test_ce_loss_value_gradient_and_sequence_mean(xp, float64):
     rng = RNG(6)
-    model = make("bptt", T=3, loss="ce", lr=0.0)
+    model = make("bprop", T=3, loss="ce", lr=0.0)
     x, y = ce_data(rng, t_len=7)
     logits = rng.normal((3, 7, D_OUT))
     loss, dlogits = model.loss_and_grad(logits, y, None)
@@ -306,6 +306,49 @@ def test_ce_loss_value_gradient_and_sequence_mean(xp, float64):
     nats = -np.take_along_axis(logp, t[:, :, None], axis=2).mean()
     assert out["loss"] == pytest.approx(nats, rel=1e-12)
     assert [r["logits"].shape[1] for r in out["segments"]] == [3, 3, 1]
+
+
+def test_tbptt_trains_with_the_losses_of_minidni_losses(xp, float64, monkeypatch):
+    """The losses `minidni gradcheck` checks are the ones TBPTT trains with: "bce" is
+    sigmoid_bce with the (B, T) mask, "ce" sequence_cross_entropy (bitwise), and the
+    DNI + Aux loss is aux_weight * mse."""
+    rng = RNG(9)
+    logits = rng.normal((3, 5, D_OUT))
+    _, y, mask = bce_data(rng, t_len=5)
+    for m in (mask, None):
+        got, want = make(loss="bce").loss_and_grad(logits, y, m), sigmoid_bce(logits, y, m)
+        assert backend.to_float(got[0]) == backend.to_float(want[0])
+        np.testing.assert_array_equal(to_numpy(got[1]), to_numpy(want[1]))
+    _, labels = ce_data(rng, t_len=5)
+    got, want = (
+        make(loss="ce").loss_and_grad(logits, labels, None),
+        sequence_cross_entropy(logits, labels),
+    )
+    assert backend.to_float(got[0]) == backend.to_float(want[0])
+    np.testing.assert_array_equal(to_numpy(got[1]), to_numpy(want[1]))
+
+    calls = []
+
+    def spy(pred, target):
+        calls.append(losses.mse(pred, target))
+        return calls[-1]
+
+    monkeypatch.setattr(tbptt, "mse", spy)
+    model = make("dni_aux", aux_weight=2.5)
+    model.sg_fn = lambda s: 0.5 * s  # a non-zero synthetic gradient: a non-zero aux target
+    model.aux.W.value = RNG(5).normal(tuple(model.aux.W.value.shape), 0.3)
+    x, y, mask = bce_data(RNG(10), t_len=6)
+    model.reset(3)
+    model.segment(x[:, :3, ...], y[:, :3, ...], mask[:, :3])  # A predicts ...
+    out = model.segment(x[:, 3:, ...], y[:, 3:, ...], mask[:, 3:])  # ... scored one later
+    assert len(calls) == 1 and out["aux_loss"] == 2.5 * backend.to_float(calls[0][0]) > 0
+
+
+def test_the_old_name_of_the_baseline_is_read_as_bprop(xp):
+    """Results files (and code) of older versions call the baseline "bptt"."""
+    assert canonical_method("bptt") == "bprop"
+    assert [canonical_method(m) for m in tbptt.METHODS] == list(tbptt.METHODS)
+    assert make("bptt").method == "bprop" and make("bptt").sg is None
 
 
 def test_argument_errors(xp):

@@ -33,11 +33,11 @@ def test_truncated_bptt_chapter(monkeypatch, capsys, tmp_path):
     assert g["fresh_max_diff"] == 0.0  # a fresh (zero) M is truncated BPTT
 
     runs = g["runs"]
-    assert set(runs) == {"bptt", "dni"}
+    assert set(runs) == {"bprop", "dni"}
     for run in runs.values():
         assert len(run["log"]) == g["BATCHES"] // g["LOG_EVERY"]
         assert all(np.isfinite(e["bits_error"]) for e in run["log"])
-    assert runs["bptt"]["sg_losses"] == []  # BPTT has no SG model
+    assert runs["bprop"]["sg_losses"] == []  # bprop has no SG model
     assert len(runs["dni"]["sg_losses"]) > 0 and np.all(np.isfinite(runs["dni"]["sg_losses"]))
     assert "longest N solved" in capsys.readouterr().out
     assert (tmp_path / "03_truncated_bptt.png").read_bytes()[:4] == b"\x89PNG"

@@ -61,8 +61,8 @@ print(f"backend {backend.get_backend()}, FAST={FAST}; train {len(train)}, test {
 # ## 1. The net: `build_mlp`
 #
 # `build_mlp(method, sizes, rng, ...)` splits the MLP at every layer and returns a
-# `DecoupledNet`. Lists are 0-based, the paper's modules 1-based: `net.modules[k]` is
-# `f_{k+1}`, and `net.sgs[k]`, right after it, is `M_{k+2}`, predicting `delta_hat_{k+1}`.
+# `DecoupledNet`. Lists are 0-based, the paper's modules 1-based: `net.modules[i-1]` is
+# `f_i`, and `net.sgs[i-1]`, right after it, is `M_{i+1}`, predicting `delta_hat_i` from `h_i`.
 # For `"bprop"` there are no SG models; for `"cdni"` each SG model also takes the one-hot
 # label `c` (10 more inputs).
 

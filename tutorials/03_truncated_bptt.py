@@ -43,7 +43,7 @@ import numpy as np
 from minidni import backend
 from minidni.backend import RNG, to_float, to_numpy
 from minidni.data import Curriculum, bits_error, copy_batch
-from minidni.layers import sigmoid
+from minidni.losses import sigmoid_bce
 from minidni.lstm import LSTM, SeqLinear
 from minidni.tbptt import TBPTT
 
@@ -78,23 +78,16 @@ B, STEPS = x.shape[0], x.shape[1]
 # ## 2. Backpropagation through time, by hand
 #
 # The model is an LSTM core with a linear readout at every step:
-# `hs, s_T, cache = core.forward(x, s_0)`, `logits = readout(hs)`. The loss is the
-# sigmoid cross-entropy of the output bits, counted where the mask is 1, summed over steps
-# and bits, averaged over the batch. `core.backward(dhs, dstate_T, cache)` returns the
+# `hs, s_T, cache = core.forward(x, s_0)`, `logits = readout(hs)`. The loss,
+# `sigmoid_bce(logits, y, mask)` from `minidni.losses`, is the sigmoid cross-entropy of
+# the output bits, counted where the mask is 1, summed over steps and bits, averaged over
+# the batch. `core.backward(dhs, dstate_T, cache)` returns the
 # gradient for the inputs and for the initial state, and *accumulates* the weight
 # gradients; `dstate_T` is a gradient arriving at the final state from beyond the
 # segment (None: nothing arrives).
 
 
 # %%
-def masked_bce(logits, targets, m):
-    """Loss (summed over steps and bits, mean over the batch) and dL/dlogits (B, T, D)."""
-    b = logits.shape[0]
-    m = m[:, :, None]  # (B, T, 1)
-    per_bit = xp.maximum(logits, 0.0) - logits * targets + xp.log(1.0 + xp.exp(-xp.abs(logits)))
-    return xp.sum(per_bit * m) / b, m * (sigmoid(logits) - targets) / b
-
-
 core, readout = LSTM(BITS + 1, H, RNG(0)), SeqLinear(H, BITS, RNG(1))
 
 
@@ -103,7 +96,7 @@ def full_bptt(x, y, mask):
     core.zero_grad()
     hs, _, cache = core.forward(x, core.initial_state(x.shape[0]))  # (B, T, H)
     logits, r_cache = readout.forward(hs)  # (B, T, BITS)
-    loss, dlogits = masked_bce(logits, y, mask)
+    loss, dlogits = sigmoid_bce(logits, y, mask)
     dx, _ = core.backward(readout.backward(dlogits, r_cache), None, cache)
     return to_float(loss), dx, to_numpy(core.W.grad).copy()
 
@@ -141,7 +134,7 @@ def segments(x, y, mask, T):
         sl = slice(start, min(start + T, x.shape[1]))
         hs, state, cache = core.forward(x[:, sl, :], state)
         logits, r_cache = readout.forward(hs)
-        _, dlogits = masked_bce(logits, y[:, sl, :], mask[:, sl])
+        _, dlogits = sigmoid_bce(logits, y[:, sl, :], mask[:, sl])
         pieces.append((cache, r_cache, dlogits, state))
     return pieces
 
@@ -244,8 +237,9 @@ print(f"fresh M (zero): max |dx - dx truncated| = {fresh_max_diff:.2e}")
 # %% [markdown]
 # ## 5. Training on Copy: truncated BPTT vs DNI
 #
-# `TBPTT(d_in, H, d_out, rng, T, method)` holds the core, the readout and (for
-# `"dni"`) the SG model; `train_sequence(x, y, mask)` trains on a batch of sequences
+# `TBPTT(d_in, H, d_out, rng, T, method)`, with `method="bprop"` (plain truncated BPTT:
+# nothing crosses a boundary) or `"dni"`, holds the core, the readout and (for `"dni"`)
+# the SG model; `train_sequence(x, y, mask)` trains on a batch of sequences
 # segment by segment, one Adam step per segment, and returns the logits it produced on
 # the way. A **curriculum** sets the difficulty: start with N = 1, and move to N + 1 once
 # the mean error of the last `window` batches at this level is below 0.15 per sequence
@@ -283,7 +277,7 @@ def train_copy(method):
     return {"log": log, "solved": cur.solved_length, "sg_losses": sg_losses}
 
 
-runs = {method: train_copy(method) for method in ("bptt", "dni")}
+runs = {method: train_copy(method) for method in ("bprop", "dni")}
 
 # %%
 print(f"T = {TRAIN_T}: longest N solved in {BATCHES} batches of {BATCH}: ", end="")
@@ -310,7 +304,7 @@ ax_g.semilogy(steps, np.where(truncated_dx_norms > 0, truncated_dx_norms, np.nan
               color="tab:orange", label="truncated, T = 2")  # fmt: skip
 ax_g.set(xlabel="input step t", ylabel="|dL/dx_t|", title="where the gradient reaches")
 ax_n = ax_c.twinx()
-for method, color in (("bptt", "black"), ("dni", "tab:blue")):
+for method, color in (("bprop", "black"), ("dni", "tab:blue")):
     log = runs[method]["log"]
     batches_seen = [e["batches"] for e in log]
     ax_c.plot(batches_seen, [e["bits_error"] for e in log], color=color, label=f"{method} error")
@@ -328,7 +322,7 @@ show(fig, "03_truncated_bptt")
 # progress there, slowly, because the state keeps *some* trace of step 1 that the
 # readout can learn to decode; DNI adds a (scaled, learned, at first zero) gradient
 # that asks the core to keep it. On a budget this small a single seed decides little;
-# `minidni reproduce rnn-copy` runs the grid (T = 2, 3, 4, 5, 8; BPTT, DNI, DNI + Aux;
+# `minidni reproduce rnn-copy` runs the grid (T = 2, 3, 4, 5, 8; Bprop, DNI, DNI + Aux;
 # Copy and Repeat Copy; 3 seeds) and `minidni figures` draws the paper's Table 1 from it.
 #
 # **How good is M?** DNI helps only as far as `delta_hat` points where the gradient it

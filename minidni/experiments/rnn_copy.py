@@ -1,7 +1,7 @@
 """``minidni reproduce rnn-copy``: Copy and Repeat Copy with truncated BPTT, DNI, DNI + Aux.
 
 Jaderberg et al., ICML 2017, section 3.1 / Table 1: an LSTM trained with truncated BPTT
-over segments of T steps, alone (``bptt``), with a synthetic gradient at every segment
+over segments of T steps, alone (``bprop``), with a synthetic gradient at every segment
 boundary (``dni``) or with the auxiliary task as well (``dni_aux``), on the Copy and
 Repeat Copy tasks of Graves et al. 2014 (:mod:`minidni.data.copy_tasks`). The metric is
 how far a curriculum gets within a fixed budget of training sequences.
@@ -53,12 +53,12 @@ explained) and ``sg_cos`` (the cosine between predictions and targets).
 Profiles (``quick``'s sizes come from pilot runs):
 
 - ``smoke``: 2 truncations, a few batches of a tiny LSTM; seconds, for the tests.
-- ``quick``: the whole grid, T in {2, 3, 4, 5, 8} x {bptt, dni, dni_aux} x 3 seeds x
+- ``quick``: the whole grid, T in {2, 3, 4, 5, 8} x {bprop, dni, dni_aux} x 3 seeds x
   both tasks (90 runs), LSTM of 64 units, batch 32, a budget of 320,000 sequences
   (10,000 batches), linear SG models, Adam 3e-3 (core) and 3e-4 (SG model, from a sweep,
   docs/recurrent.md); sized for <= 30 minutes on 2 free cores.
 - ``long``: for users who can wait hours on a CPU: LSTM of 128 units, Adam 1e-3,
-  T in {2, 3, 4, 5}, BPTT vs DNI, 3 seeds, 2,000,000 sequences a run (48 runs). Expected
+  T in {2, 3, 4, 5}, Bprop vs DNI, 3 seeds, 2,000,000 sequences a run (48 runs). Expected
   wall time about 3 hours on 2 free cores, estimated, not measured: a 64,000-sequence
   calibration run at 128 units took 10 CPU seconds (first levels; longer episodes later
   cost more), i.e. some 300-400 CPU seconds a run.
@@ -76,13 +76,14 @@ import numpy as np
 from .. import backend
 from ..data.curriculum import TASKS, Curriculum, task_dims
 from ..sg_quality import SG_SUMS, sg_quality, sg_sums
+from ..tbptt import canonical_method
 from ..tools.monitor import Monitor, parameters_of
 from .grid import grid
 from .jobs import tbptt_model
 
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
 TRUNCATIONS = [2, 3, 4, 5, 8]
-METHODS = ["bptt", "dni", "dni_aux"]
+METHODS = ["bprop", "dni", "dni_aux"]
 CHOICES = {"methods": METHODS, "tasks": TASKS}  # valid names for --set
 
 BASE = {
@@ -127,7 +128,7 @@ PROFILES = {
     "long": {
         **BASE,
         "truncations": [2, 3, 4, 5],
-        "methods": ["bptt", "dni"],
+        "methods": ["bprop", "dni"],
         "seeds": [0, 1, 2],
         "hidden": 128,
         "batch_size": 32,
@@ -204,7 +205,7 @@ def _reset_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
         log.losses.append(loss)
         monitor.step(step, loss)
         cur.update(log.errors[-1] if job["criterion"] == "wrong_bits" else log.xents[-1])
-        if job["method"] != "bptt":
+        if job["method"] != "bprop":
             log.add_sg(sg_sums(out["segments"]))
         if step % job["log_every"] == 0 or step == batches:
             monitor.check_parameters(step, parameters_of(model))
@@ -235,7 +236,7 @@ def _stream_loop(job: dict, model, cur: Curriculum, log: _Log, data_rng) -> int:
         x, y, mask = stream.next_segment(T)
         out = model.segment(backend.asarray(x), backend.asarray(y), backend.asarray(mask))
         log.losses.append(out["loss"])
-        if previous is not None and job["method"] != "bptt":
+        if previous is not None and job["method"] != "bprop":
             log.add_sg(sg_sums([previous, out]))
         previous = out
         for ep in stream.score(backend.to_numpy(out["logits"])):
@@ -314,15 +315,18 @@ def solved_lengths(
     return [
         r[key]
         for r in results["runs"]
-        if (r["task"], r["method"], r["T"]) == (task, method, T) and not r.get("diverged")
+        if (r["task"], canonical_method(r["method"]), r["T"]) == (task, method, T)
+        and not r.get("diverged")
     ]
 
 
 def table(results: dict) -> str:
     """Markdown table: median (min-max) over seeds of the episode length solved (time steps
-    of an episode at the hardest level passed), per task, method and T."""
+    of an episode at the hardest level passed), per task, method and T. Results files
+    of older versions, which call bprop ``bptt``, read the same (:func:`canonical_method`)."""
     config = results["config"]
-    cols = [(m, T) for m in config["methods"] for T in config["truncations"]]
+    methods = [canonical_method(m) for m in config["methods"]]
+    cols = [(m, T) for m in methods for T in config["truncations"]]
     lines = [
         "| task | " + " | ".join(f"{m} T={T}" for m, T in cols) + " |",
         "|---" * (len(cols) + 1) + "|",
@@ -331,7 +335,10 @@ def table(results: dict) -> str:
         cells = []
         for m, T in cols:
             v = solved_lengths(results, task, m, T)
-            ran = any((r["task"], r["method"], r["T"]) == (task, m, T) for r in results["runs"])
+            ran = any(
+                (r["task"], canonical_method(r["method"]), r["T"]) == (task, m, T)
+                for r in results["runs"]
+            )
             empty = "diverged" if ran else "-"  # every seed diverged, or none ran
             cells.append(f"{np.median(v):g} ({min(v)}-{max(v)})" if v else empty)
         lines.append(f"| {TASK_LABELS[task]} | " + " | ".join(cells) + " |")

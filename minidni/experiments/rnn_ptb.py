@@ -2,7 +2,7 @@
 
 Jaderberg et al., ICML 2017, section 3.1 / Table 1 (last row): an LSTM language model
 over the 50 PTB characters (:mod:`minidni.data.ptb`), trained with truncated BPTT over
-segments of T in {2, 3, 4, 5, 8} steps, without (``bptt``) and with (``dni``) a synthetic
+segments of T in {2, 3, 4, 5, 8} steps, without (``bprop``) and with (``dni``) a synthetic
 gradient at every segment boundary, and with the auxiliary task as well (``dni_aux``, the
 paper's "DNI + Aux" row; :mod:`minidni.tbptt` says how it is built). The character
 stream is cut into B parallel streams (:func:`~minidni.data.ptb.ptb_batches`) and the
@@ -14,14 +14,14 @@ injected ``sg_scale``), unlike ``rnn-copy``'s undiscounted bootstrap (the paper'
 read it). The character stream never ends, so the undiscounted target, the sum of *all*
 future loss gradients carried back, has no end of sequence to anchor it, and in the
 quick setting it diverged: at T = 2 DNI ended at 4.36 test bits/char (DNI + Aux 4.36 at
-T = 2 and 3), the level of a unigram model, against 2.17 for BPTT; a discount of 0.9
+T = 2 and 3), the level of a unigram model, against 2.17 for Bprop; a discount of 0.9
 also failed (4.62), 0.5 trained (2.15), 0.1 is the old default (docs/recurrent.md has
 the table). ``--set target_discount=1`` runs the undiscounted variant.
 
 Every run trains on the same number of characters (``chars`` per stream-batch row times
 B), so a smaller T makes more, shorter updates. Far from convergence (the ``quick``
 budget) the extra updates outweigh the longer horizon, and test BPC *rises* with T
-(quick, one seed: BPTT 2.17 at T = 2, 2.44 at T = 8), the opposite of the paper's
+(quick, one seed: Bprop 2.17 at T = 2, 2.44 at T = 8), the opposite of the paper's
 trend; compare the methods at equal T. The metric is the **test-split bits per
 character**, ``mean(-log2 p(next char))``, with the state carried across the whole test
 stream (cut into ``eval_batch`` parallel streams).
@@ -50,6 +50,7 @@ import time
 import numpy as np
 
 from .. import backend
+from ..tbptt import canonical_method
 from ..tools.monitor import Monitor, parameters_of
 from .grid import cell, grid
 from .jobs import tbptt_model
@@ -58,7 +59,7 @@ from .results import finished_runs
 TRUNCATIONS = [2, 3, 4, 5, 8]
 
 BASE = {
-    "methods": ["bptt", "dni", "dni_aux"],
+    "methods": ["bprop", "dni", "dni_aux"],
     "lr": 1e-3,
     "sg_lr": 1e-3,
     "sg_hidden": [],
@@ -108,7 +109,7 @@ PROFILES = {
     },
 }
 LN2 = float(np.log(2.0))
-CHOICES = {"methods": ["bptt", "dni", "dni_aux"]}  # valid names for --set
+CHOICES = {"methods": ["bprop", "dni", "dni_aux"]}  # valid names for --set
 
 
 def trained_on(config: dict) -> str:
@@ -229,12 +230,12 @@ def notes(config: dict, log) -> dict:
 def bpcs_of(results: dict, method: str, T: int) -> list[float]:
     """Test bits per character of every seed of one setting."""
     runs = finished_runs(results["runs"])
-    return [r["test_bpc"] for r in runs if (r["method"], r["T"]) == (method, T)]
+    return [r["test_bpc"] for r in runs if (canonical_method(r["method"]), r["T"]) == (method, T)]
 
 
 def _cell(results: dict, method: str, T: int) -> str:
     """Mean test BPC over seeds, or what diverged."""
-    runs = [r for r in results["runs"] if (r["method"], r["T"]) == (method, T)]
+    runs = [r for r in results["runs"] if (canonical_method(r["method"]), r["T"]) == (method, T)]
     bpcs = bpcs_of(results, method, T)
     if len(bpcs) == len(runs) and bpcs:
         return f"{np.mean(bpcs):.3f}"
@@ -242,12 +243,14 @@ def _cell(results: dict, method: str, T: int) -> str:
 
 
 def table(results: dict) -> str:
-    """Markdown table: mean test bits per character over seeds, per method and T."""
+    """Markdown table: mean test bits per character over seeds, per method and T. Results
+    files of older versions, which call bprop ``bptt``, read the same
+    (:func:`~minidni.tbptt.canonical_method`)."""
     config = results["config"]
     head = " | ".join(f"T={T}" for T in config["truncations"])
     lines = [f"| method (trained on {results['trained_on']}) | {head} |"]
     lines.append("|---" * (len(config["truncations"]) + 1) + "|")
-    for method in config["methods"]:
+    for method in map(canonical_method, config["methods"]):
         cells = [_cell(results, method, T) for T in config["truncations"]]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -40,7 +40,7 @@ CHOICES = {
     "tasks": ("copy", "repeat_copy"),
     "modes": ("sg", "unlock"),
     "train_split": ("auto", "train", "valid", "test"),
-    "methods": ("bprop", "dni", "cdni", "bptt", "dni_aux"),
+    "methods": ("bprop", "dni", "cdni", "dni_aux"),
     "criterion": ("xent_bits", "wrong_bits"),
 }
 

@@ -13,10 +13,9 @@ COLORS = {
     "bprop": "black",
     "dni": "tab:blue",
     "cdni": "tab:red",
-    "bptt": "black",
     "dni_aux": "tab:green",
 }
-LABELS = {"bprop": "Bprop", "dni": "DNI", "cdni": "cDNI", "bptt": "BPTT", "dni_aux": "DNI + Aux"}
+LABELS = {"bprop": "Bprop", "dni": "DNI", "cdni": "cDNI", "dni_aux": "DNI + Aux"}
 
 
 def load(results_dir: Path, name: str) -> dict | None:

@@ -24,11 +24,25 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import ticker
 
+from ..tbptt import canonical_method
 from .common import COLORS, LABELS, load, save_figure, subtitle
 
-METHOD_ORDER = ("bptt", "dni", "dni_aux")
-WIDTHS = {"bptt": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves stay visible
+METHOD_ORDER = ("bprop", "dni", "dni_aux")
+WIDTHS = {"bprop": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves stay visible
 TASK_LABELS = {"copy": "Copy", "repeat_copy": "Repeat Copy"}
+LABELS = {**LABELS, "bprop": "BPTT"}  # the recurrent baseline, as the paper labels it
+
+
+def _load(results_dir: Path, name: str) -> dict | None:
+    """:func:`~minidni.plots.common.load`, with the method names of results files written
+    by older versions (``bptt`` for bprop) mapped to today's by
+    :func:`~minidni.tbptt.canonical_method`."""
+    results = load(results_dir, name)
+    if results is not None:
+        results["config"]["methods"] = [canonical_method(m) for m in results["config"]["methods"]]
+        for run in results["runs"] + results["diverged_runs"]:
+            run["method"] = canonical_method(run["method"])
+    return results
 
 
 def _copy_runs(results: dict, task: str, T: int, method: str) -> list[dict]:
@@ -107,7 +121,7 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
     (method, T); median over seeds."""
     config = results["config"]
     tasks, truncations = config["tasks"], config["truncations"]
-    methods = [m for m in config["methods"] if m != "bptt"]
+    methods = [m for m in config["methods"] if m != "bprop"]
     shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(truncations)))
     rows = (
         ("sg_r2", "share of target variance\nexplained (R$^2$)"),
@@ -156,7 +170,7 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
 
 
 def plot_ptb(results: dict, path: Path) -> Path:
-    """Training bits per character vs characters seen, one panel per T, BPTT vs DNI."""
+    """Training bits per character vs characters seen, one panel per T, Bprop vs DNI."""
     config = results["config"]
     truncations = config["truncations"]
     fig, axes = plt.subplots(
@@ -243,7 +257,7 @@ def _notes(copy: dict | None, ptb: dict | None) -> list[str]:
 def table_markdown(results_dir: Path) -> str:
     """Table 1 of the paper in shape, from ``rnn-copy.json`` / ``rnn-ptb.json`` in
     ``results_dir``, as Markdown (empty string when neither file is there)."""
-    return _markdown(load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb"))
+    return _markdown(_load(results_dir, "rnn-copy"), _load(results_dir, "rnn-ptb"))
 
 
 def _markdown(copy: dict | None, ptb: dict | None) -> str:
@@ -281,7 +295,7 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     """``rnn_copy.png``, ``rnn_sg_quality.png`` (when recorded), ``rnn_ptb.png``,
     ``rnn_table.png`` and ``rnn_table.md`` from
     whichever of ``rnn-copy.json`` / ``rnn-ptb.json`` are in ``results_dir``."""
-    copy, ptb = load(results_dir, "rnn-copy"), load(results_dir, "rnn-ptb")
+    copy, ptb = _load(results_dir, "rnn-copy"), _load(results_dir, "rnn-ptb")
     if copy is None and ptb is None:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
