@@ -340,6 +340,8 @@ QUOTES = [
     ("docs/recurrent.md", "rnn-copy", "long",
      r"LSTM of (?P<hidden>\d+) units, Adam 1e-3, T in \{2, 3, 4, 5\}, BPTT vs DNI, "
      r"(?P<seeds>\d+) seeds, (?P<budget>[\d,]+) episodes a run \((?P<runs>\d+) runs\)"),
+    ("docs/recurrent.md", "rnn-copy", "quick", r"# Copy and Repeat Copy, (?P<runs>\d+) runs"),
+    ("docs/recurrent.md", "rnn-ptb", "quick", r"# char-PTB, (?P<runs>\d+) runs"),
     ("docs/parallel.md", "parallel", "quick",
      r"(?P<steps>\d+) steps, batch (?P<batch>\d+), net 784-480-64 \| 64-544-544-10"),
     ("figures/README.md", "ff-cnn", "quick",
