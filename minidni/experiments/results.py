@@ -133,7 +133,9 @@ def read(path: Path, name: str) -> dict:
     except json.JSONDecodeError as e:
         raise ResultsFileError(f"{path} is not a results file (not JSON: {e})") from e
     if not isinstance(results, dict) or "experiment" not in results:
-        what = type(results).__name__ if not isinstance(results, dict) else "no experiment name"
+        kinds = {list: "a JSON list", str: "a JSON string", type(None): "null"}
+        what = "no experiment name" if isinstance(results, dict) else kinds.get(type(results))
+        what = what or "a JSON number or boolean"
         raise ResultsFileError(f"{path} is not a results file ({what})")
     if results["experiment"] != name:
         raise ResultsFileError(
