@@ -236,3 +236,23 @@ def test_two_processes_on_one_out_both_finish_with_one_valid_file(tmp_path):
     assert results["complete"] is True and len(results["runs"]) == 12
     assert sum(ran(stdout.splitlines()) for stdout, _ in outputs) == 12
     assert aside_files(out) == [] and not list(out.glob(".*.tmp"))
+
+
+def test_a_file_kept_whole_keeps_its_own_notes(tmp_path):
+    """A rerun of part of a grid keeps the notes of the whole file (e.g. which datasets
+    ff-cnn ran), not those of the part asked for now."""
+    from minidni.experiments.runner import run_experiment
+
+    def jobs_of(config: dict) -> list[dict]:
+        return [{"seed": s} for s in config["seeds"]]
+
+    def go(seeds: list[int], note: str) -> dict:
+        config = {"seeds": seeds, "workers": 1}
+        return run_experiment(
+            "toy", "smoke", config, jobs_of(config), lambda job: {**job, "x": 1},
+            lambda r: "", tmp_path, lambda _: None, lambda r: "", jobs_of, note=note,
+        )  # fmt: skip
+
+    go([0, 1], "both seeds")
+    part = go([1], "seed 1 only")
+    assert part["note"] == "both seeds" and part["config"]["seeds"] == [0, 1]

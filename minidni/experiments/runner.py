@@ -71,9 +71,10 @@ def run_experiment(
     path = out / f"{name}.json"
     with locked(path, log):
         env = environment(count)
-        config, todo, done, earlier, wanted = _plan(
+        config, todo, done, earlier, wanted, kept = _plan(
             path, name, profile, config, todo, env, jobs_of, log
         )
+        extra = {**extra, **{k: v for k, v in kept.items() if k in extra}}
         pending = [(i, job) for i, job in enumerate(todo) if i not in done and i in wanted]
         workers = max(1, min(config["workers"], len(pending)))
         log(
@@ -120,12 +121,13 @@ def _plan(
     env: dict,
     jobs_of: Callable[[dict], list[dict]] | None,
     log: Callable,
-) -> tuple[dict, list[dict], dict[int, dict], float, set[int]]:
+) -> tuple[dict, list[dict], dict[int, dict], float, set[int], dict]:
     """What to do with the results file already at ``path``.
 
-    Returns ``(config, todo, done, earlier, wanted)``: the config and jobs the file will
-    hold, the runs already done (index -> run), the wall seconds already spent on
-    them, and the indices of the jobs asked for now.
+    Returns ``(config, todo, done, earlier, wanted, kept)``: the config and jobs the file
+    will hold, the runs already done (index -> run), the wall seconds already spent on
+    them, the indices of the jobs asked for now, and the earlier file's record where it
+    is kept whole (its notes, e.g. the datasets it ran, stay), else {}.
 
     - no file: run everything;
     - the same profile, environment (:data:`.results.NUMERICS`) and the runs of the file
@@ -139,12 +141,12 @@ def _plan(
     """
     everything = set(range(len(todo)))
     if not path.exists():
-        return config, todo, {}, 0.0, everything
+        return config, todo, {}, 0.0, everything, {}
     try:
         old = read(path, name)
     except ResultsFileError as e:
         log(f"{e}: moved it to {move_aside(path)}")
-        return config, todo, {}, 0.0, everything
+        return config, todo, {}, 0.0, everything, {}
     changed = [f"profile {old['profile']} -> {profile}"] if old["profile"] != profile else []
     changed += differences(old["environment"], env)
     if changed:
@@ -152,7 +154,7 @@ def _plan(
             f"{path} was computed with another {', '.join(changed)}: moved it to "
             f"{move_aside(path)}; running every run afresh"
         )
-        return config, todo, {}, 0.0, everything
+        return config, todo, {}, 0.0, everything, {}
     runs = old["runs"]
     done = {i: run for i, job in enumerate(todo) if (run := _match(job, runs)) is not None}
     earlier = float(old.get("wall_seconds", 0.0))
@@ -162,7 +164,7 @@ def _plan(
                 f"resuming {path}: {len(done)} of {len(todo)} runs are already there with the "
                 "same settings and are not run again (use another --out to run them afresh)"
             )
-        return config, todo, done, earlier, everything
+        return config, todo, done, earlier, everything, {}
     grid = jobs_of(old["config"]) if jobs_of is not None else []
     if grid and all(_match(job, [_settings(g) for g in grid]) is not None for job in todo):
         # part of the file's grid: keep the file whole, run what it lacks of that part
@@ -174,7 +176,7 @@ def _plan(
             f"the {len(todo)} runs asked for: it keeps all its runs and settings; "
             + (f"running the {lacking} it lacks" if lacking else "nothing to run")
         )
-        return old["config"], grid, have, earlier, wanted
+        return old["config"], grid, have, earlier, wanted, old
     aside = move_aside(path)
     reuse = f"; {len(done)} run(s) of the same settings are reused from it" if done else ""
     log(
@@ -182,7 +184,7 @@ def _plan(
         f"({_changes(old['config'], config)}): moved it to {aside}, so that none is lost{reuse}"
     )
     reused = sum(run.get("seconds", 0.0) for run in done.values())  # their share of the time
-    return config, todo, done, reused, everything
+    return config, todo, done, reused, everything, {}
 
 
 def _changes(old: dict, new: dict, most: int = 3) -> str:

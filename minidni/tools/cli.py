@@ -54,15 +54,13 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .. import experiments
-    from ..experiments import results
+    from ..experiments import preflight, results
     from ..experiments.settings import parse
 
     out = Path(args.out) if args.out is not None else experiments.default_out(args.profile)
     try:  # everything that can be wrong fails here, before any run
         overrides = parse(args.set)
         config = experiments.configure(args.name, args.profile, overrides)
-        from ..experiments import preflight
-
         preflight.check(args.name, config)
         _writable_folder(out, "--out")
         results.check_target(out / f"{args.name}.json")
@@ -95,6 +93,7 @@ FIGURE_NAMES = ("parallel",)  # figures of results that `minidni parallel` write
 
 def _figures(args: argparse.Namespace) -> int:
     from .. import experiments
+    from ..experiments import results
 
     results_dir = experiments.default_out(args.run or "quick")
     if args.results:
@@ -104,8 +103,8 @@ def _figures(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         return _fail(ValueError("minidni figures needs matplotlib: pip install matplotlib"))
-    names = args.only or (list(experiments.EXPERIMENTS) if args.run else None)
     if args.run:  # regenerate from scratch: check every experiment's settings, then run them
+        names = args.only or list(experiments.EXPERIMENTS)
         try:
             if any(n in FIGURE_NAMES for n in names):
                 raise ValueError(
@@ -116,8 +115,6 @@ def _figures(args: argparse.Namespace) -> int:
                 experiments.check(name, experiments.configure(name, args.run))
             _writable_folder(results_dir, "--results")
             for name in names:
-                from ..experiments import results
-
                 results.check_target(results_dir / f"{name}.json")
         except ValueError as e:
             return _fail(e)
@@ -133,7 +130,7 @@ def _figures(args: argparse.Namespace) -> int:
         return _fail(e)
     from ..plots import make_all
 
-    paths = make_all(results_dir, out, names)
+    paths = make_all(results_dir, out, args.only)
     for path in paths:
         print(path)
     if not paths:
