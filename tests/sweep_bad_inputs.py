@@ -480,7 +480,14 @@ def _start(d: Path, *sets: str, unbuffered: bool = False) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=d,
+        preexec_fn=_ctrl_c_as_on_a_terminal,
     )
+
+
+def _ctrl_c_as_on_a_terminal() -> None:
+    # A sweep started in the background (cmd &) passes on an ignored SIGINT, and Python
+    # then never sees Ctrl-C; a command typed at a terminal gets the default handling.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _valid(d: Path) -> dict:
