@@ -14,9 +14,10 @@ injected ``sg_scale``), unlike ``rnn-copy``'s undiscounted bootstrap (the paper'
 read it). The character stream never ends, so the undiscounted target, the sum of *all*
 future loss gradients carried back, has no end of sequence to anchor it, and in the
 quick setting it diverged: at T = 2 DNI ended at 4.36 test bits/char (DNI + Aux 4.36 at
-T = 2 and 3), the level of a unigram model, against 2.17 for BPTT; a discount of 0.9
-also failed (4.62), 0.5 trained (2.15), 0.1 is the old default (docs/recurrent.md has
-the table). ``--set target_discount=1`` runs the undiscounted variant.
+T = 2 and 3), the level of a unigram model, against 2.21 for BPTT, and early stopping
+could not rescue it; earlier, a discount of 0.9 also failed, 0.5 trained
+(docs/recurrent.md has the tables). ``--set target_discount=1`` runs the undiscounted
+variant.
 
 **The protocol, as the paper describes it** (section 3.1): bits per character as in
 Graves 2013, ``mean(-log2 p(next char))``; early stopping on the validation error; no
