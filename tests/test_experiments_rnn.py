@@ -113,14 +113,23 @@ def test_rnn_ptb_smoke_json(results_dir, ptb_root, monkeypatch):
     assert results["trained_on"] == ("train" if has_split("train") else "valid")
     runs = results["runs"]
     assert len(runs) == len(config["truncations"]) * len(config["methods"]) * len(config["seeds"])
+    assert set(results["splits"]) == {"train", "validation", "test"}
     for run in runs:
         assert run["trained_on"] == results["trained_on"]
+        assert run["splits"] == results["splits"]
         assert run["test_chars_evaluated"] == config["test_chars"]
+        assert run["val_chars_evaluated"] == config["val_chars"]
         assert 0.5 < run["test_bpc"] < 7.0  # log2(50) = 5.64: a fresh model is near it
         curve = run["curve"]
         assert len(curve["segments"]) == len(curve["chars"]) == len(curve["train_bpc"]) > 0
         assert curve["segments"][-1] == config["chars"] // run["T"]
         assert curve["chars"][-1] == curve["segments"][-1] * run["T"] * config["batch_size"]
+        # held-out evaluations every val_every characters per stream; the best one is kept
+        every = config["val_every"] // run["T"]
+        assert curve["val_segments"][:-1] == list(range(every, run["segments_done"], every))
+        assert curve["val_segments"][-1] == run["segments_done"]
+        assert run["val_bpc"] == min(curve["val_bpc"])
+        assert run["best_segments"] == curve["val_segments"][curve["val_bpc"].index(run["val_bpc"])]
     rows = [line for line in rnn_ptb.table(results).splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + len(config["methods"])
 
@@ -191,6 +200,69 @@ def test_ptb_trains_on_valid_when_train_is_absent(tmp_path, monkeypatch, ptb_roo
     assert rnn_ptb.trained_on(rnn_ptb.PROFILES["smoke"]) == "valid"
     (data / "ptb" / "ptb.char.train.txt").write_text("a b c\n")
     assert rnn_ptb.trained_on(rnn_ptb.PROFILES["smoke"]) == "train"
+
+
+def test_ptb_holdout_is_never_trained_on(ptb_root, monkeypatch):
+    """Offline, training uses the first part of the validation split, early stopping its
+    last tenth (whole sentences), and the two do not overlap."""
+    from minidni.data import PTB_VOCAB, load_ptb_chars
+
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(ptb_root))
+    data, described = rnn_ptb.splits("valid", 0.1)
+    valid = load_ptb_chars("valid")
+    train, held_out = data["train"], data["validation"]
+    assert len(train) + len(held_out) == len(valid)
+    np.testing.assert_array_equal(np.concatenate([train, held_out]), valid)
+    assert train[-1] == PTB_VOCAB.eol  # the cut ends a sentence
+    assert 0.09 < len(held_out) / len(valid) <= 0.1
+    np.testing.assert_array_equal(data["test"], load_ptb_chars("test"))
+    assert described["train"].startswith(f"valid[0:{len(train)}]")
+    assert described["validation"].startswith(f"valid[{len(train)}:{len(valid)}]")
+    assert rnn_ptb.holdout_cut(valid, 0.1) == len(train)
+
+
+class _Param:
+    def __init__(self, value: float):
+        self.value = np.array([value])
+
+
+def test_early_stopping_keeps_the_best_and_stops_after_patience():
+    stop = rnn_ptb.EarlyStopping(patience=2)
+    params = [_Param(0.0)]
+    for step, bpc in enumerate([3.0, 2.0, 2.5], start=1):
+        params[0].value = np.array([float(step)])
+        assert stop.update(bpc, step, params) is False
+    params[0].value = np.array([4.0])
+    assert stop.update(2.0, 4, params) is True  # equal to the best is no new best
+    assert (stop.best, stop.best_step) == (2.0, 2)
+    stop.restore(params)
+    assert params[0].value.tolist() == [2.0]  # the parameters of step 2
+
+
+def test_ptb_stops_early_when_heldout_stops_improving(ptb_root, monkeypatch):
+    """With nothing learning (rates 0) the held-out BPC never improves on the first
+    evaluation: the run stops after patience more, and reports the first point."""
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(ptb_root))
+    sets = {"lr": 0.0, "sg_lr": 0.0, "patience": 2, "chars": 400, "val_every": 20}
+    sets["train_split"] = "valid"
+    config = experiments.configure("rnn-ptb", "smoke", sets)
+    job = rnn_ptb.jobs(config)[0]
+    run = rnn_ptb.run_job(job)
+    every = 20 // job["T"]
+    assert run["stopped_early"] and run["segments_done"] == 3 * every < 400 // job["T"]
+    assert run["best_segments"] == every and run["curve"]["val_segments"] == [
+        every,
+        2 * every,
+        3 * every,
+    ]
+    assert len(set(run["curve"]["val_bpc"])) == 1
+
+
+def test_ptb_val_fraction_is_checked(tmp_path):
+    from minidni.experiments.settings import SettingError
+
+    with pytest.raises(SettingError, match="val_fraction"):
+        experiments.run("rnn-ptb", "smoke", tmp_path, overrides={"val_fraction": 1.5})
 
 
 def test_experiments_are_registered():

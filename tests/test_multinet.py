@@ -1,4 +1,4 @@
-"""The multi-network system (minidni/multinet.py): oracle SG == locked, and tick timing."""
+"""The multi-network system (minidni/multinet.py): oracle SG == bprop, and tick timing."""
 
 from __future__ import annotations
 
@@ -53,58 +53,73 @@ def _flat(dm):
     return xp.reshape(dm * b, (b * t_len, d))  # (B*k, D_m)
 
 
-def _window_grads(k: int, a_unroll: int, oracle: bool | None, windows: int = 2):
+def _window_grads(
+    k: int, a_unroll: int, oracle: bool | None, windows: int = 2, b_reads: str = "all"
+):
     """A's and B's gradients summed over ``windows`` windows, parameters frozen: for the
-    locked system (oracle None), and for DNI with an oracle M (True) or a fresh M (False)."""
+    bprop system (oracle None), and for DNI with an oracle M (True) or a fresh M (False)."""
     batch = 3
-    locked = MultiNet(k, "locked", backend.RNG(0), a_unroll=a_unroll, **SMALL)
-    locked.opt_a, locked.opt_b = GradSum(locked.params_a()), GradSum(locked.params_b())
+    wiring = {"a_unroll": a_unroll, "b_reads": b_reads, **SMALL}
+    bprop = MultiNet(k, "bprop", backend.RNG(0), **wiring)
+    bprop.opt_a, bprop.opt_b = GradSum(bprop.params_a()), GradSum(bprop.params_b())
     deltas = []
     for w in range(windows):
         x, y = stream(w, batch, k * k)
-        locked.train_window(x, y)
-        deltas += [_flat(dm) for dm in locked.last_message_grads]
+        bprop.train_window(x, y)
+        # the oracle predicts only the messages B reads, as M does
+        deltas += [_flat(dm[:, k - bprop.n_read :, :]) for dm in bprop.last_message_grads]
     if oracle is None:
-        return locked
-    dni = MultiNet(k, "dni", backend.RNG(0), a_unroll=a_unroll, **SMALL)
+        return bprop
+    dni = MultiNet(k, "dni", backend.RNG(0), **wiring)
     dni.opt_a, dni.opt_b = GradSum(dni.params_a()), GradSum(dni.params_b())
     if oracle:
         dni.M = OracleM(deltas)
     for w in range(windows):
         x, y = stream(w, batch, k * k)
         dni.train_window(x, y)
-    return locked, dni
+    return bprop, dni
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 @pytest.mark.parametrize("span", ["piece", "window"])
-def test_oracle_sg_gives_the_locked_gradients(xp, float64, k, span):
+@pytest.mark.parametrize("b_reads", ["all", "last"])
+def test_oracle_sg_gives_the_bprop_gradients(xp, float64, k, span, b_reads):
     """With B's true gradient delivered at once as delta_hat, DNI's A gradients (summed
-    over its k updates a window) are the locked system's (one update a window)."""
+    over its k updates a window) are the bprop system's (one update a window)."""
     a_unroll = k if span == "piece" else k * k
-    locked, dni = _window_grads(k, a_unroll, oracle=True)
-    assert dni.opt_a.steps == 2 * (k * k // a_unroll) and locked.opt_a.steps == 2
-    for got, want in zip(dni.opt_a.total, locked.opt_a.total):
+    bprop, dni = _window_grads(k, a_unroll, oracle=True, b_reads=b_reads)
+    assert dni.opt_a.steps == 2 * (k * k // a_unroll) and bprop.opt_a.steps == 2
+    for got, want in zip(dni.opt_a.total, bprop.opt_a.total):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    for got, want in zip(dni.opt_b.total, locked.opt_b.total):  # B is trained alike
+    for got, want in zip(dni.opt_b.total, bprop.opt_b.total):  # B is trained alike
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     # B's gradient does reach A through the messages: a fresh (zero) M loses it
-    _, fresh = _window_grads(k, a_unroll, oracle=False)
-    diff = max(np.max(np.abs(g - w)) for g, w in zip(fresh.opt_a.total, locked.opt_a.total))
+    _, fresh = _window_grads(k, a_unroll, oracle=False, b_reads=b_reads)
+    diff = max(np.max(np.abs(g - w)) for g, w in zip(fresh.opt_a.total, bprop.opt_a.total))
     assert diff > 1e-8
+
+
+def test_unread_messages_get_no_gradient():
+    """With b_reads="last", B's gradient reaches only the last message of every piece."""
+    k = 3
+    bprop = _window_grads(k, k * k, oracle=None, b_reads="last")
+    for dm in bprop.last_message_grads:
+        dm = backend.to_numpy(dm)  # (S, k, D_m)
+        assert np.all(dm[:, : k - 1, :] == 0) and np.any(dm[:, k - 1, :] != 0)
 
 
 def test_parameters_match_between_methods():
     """Same seed, same A and B: the DNI system only adds M (built last)."""
-    locked = MultiNet(2, "locked", backend.RNG(3), **SMALL)
+    bprop = MultiNet(2, "bprop", backend.RNG(3), **SMALL)
     dni = MultiNet(2, "dni", backend.RNG(3), **SMALL)
-    for p, q in zip(locked.params_a() + locked.params_b(), dni.params_a() + dni.params_b()):
+    for p, q in zip(bprop.params_a() + bprop.params_b(), dni.params_a() + dni.params_b()):
         np.testing.assert_array_equal(backend.to_numpy(p.value), backend.to_numpy(q.value))
 
 
-def _check_ticks(trace: list, k: int, n: int, d_msg: int) -> None:
+def _check_ticks(trace: list, k: int, n: int, d_msg: int, b_reads: str = "all") -> None:
     """A ran every step 0..n-1 in pieces of k; B ticked after every full piece, reading
-    exactly that piece's messages, in order, with the phase j mod k."""
+    exactly that piece's messages (all of them in order, or only the last one), with
+    the phase j mod k."""
     a_events = [e for e in trace if e[0] == "A"]
     b_events = [e for e in trace if e[0] == "B"]
     assert [e[1] for e in a_events] == list(range(0, n, k))
@@ -114,35 +129,42 @@ def _check_ticks(trace: list, k: int, n: int, d_msg: int) -> None:
     for _, t0, t_len, m in a_events:
         for i in range(t_len):
             messages[t0 + i] = backend.to_numpy(m[:, i, :])
+    first = 0 if b_reads == "all" else k - 1  # the first step of a piece that B reads
     for j, (_, tick, steps, inp) in enumerate(b_events):
-        assert tick == j and steps == tuple(range(j * k, (j + 1) * k))
+        assert tick == j and steps == tuple(range(j * k + first, (j + 1) * k))
         inp = backend.to_numpy(inp)
-        want = np.concatenate([messages[t] for t in steps], axis=1)  # (B, k*D_m)
-        np.testing.assert_array_equal(inp[:, : k * d_msg], want)
-        np.testing.assert_array_equal(inp[:, k * d_msg :], np.eye(k)[[j % k] * inp.shape[0]])
+        width = len(steps) * d_msg
+        want = np.concatenate([messages[t] for t in steps], axis=1)  # (S, n_read*D_m)
+        np.testing.assert_array_equal(inp[:, :width], want)
+        np.testing.assert_array_equal(inp[:, width:], np.eye(k)[[j % k] * inp.shape[0]])
         # B's tick j comes right after the A piece that ends with step jk + k - 1
         at = trace.index(b_events[j])
         assert trace[at - 1][0] == "A" and trace[at - 1][1] == j * k
 
 
-@given(k=st.integers(1, 4), n=st.integers(1, 40))
-def test_b_ticks_every_k_steps_on_a_stream(k, n):
-    net = MultiNet(k, "locked", backend.RNG(0), **SMALL)
+@given(k=st.integers(1, 4), n=st.integers(1, 40), b_reads=st.sampled_from(["all", "last"]))
+def test_b_ticks_every_k_steps_on_a_stream(k, n, b_reads):
+    net = MultiNet(k, "bprop", backend.RNG(0), b_reads=b_reads, **SMALL)
     net.trace = []
     x, _ = stream(1, 2, n)
     out_a, out_b = net.forward_stream(x)
-    _check_ticks(net.trace, k, n, SMALL["d_msg"])
+    _check_ticks(net.trace, k, n, SMALL["d_msg"], b_reads)
     assert len(out_a) == n // k and len(out_b) == n // (k * k)
 
 
-@given(k=st.integers(1, 3), windows=st.integers(1, 3), method=st.sampled_from(["locked", "dni"]))
-def test_b_ticks_every_k_steps_while_training(k, windows, method):
-    net = MultiNet(k, method, backend.RNG(0), **SMALL)
+@given(
+    k=st.integers(1, 3),
+    windows=st.integers(1, 3),
+    method=st.sampled_from(["bprop", "dni"]),
+    b_reads=st.sampled_from(["all", "last"]),
+)
+def test_b_ticks_every_k_steps_while_training(k, windows, method, b_reads):
+    net = MultiNet(k, method, backend.RNG(0), b_reads=b_reads, **SMALL)
     net.trace = []
     for w in range(windows):
         x, y = stream(w, 2, k * k)
         net.train_window(x, y)
-    _check_ticks(net.trace, k, windows * k * k, SMALL["d_msg"])
+    _check_ticks(net.trace, k, windows * k * k, SMALL["d_msg"], b_reads)
     assert net.steps == windows * k * k
 
 
@@ -159,7 +181,9 @@ def test_count_targets(k, windows, seed):
 
 def test_rejects_bad_settings():
     with pytest.raises(ValueError, match="method"):
-        MultiNet(2, "bprop", backend.RNG(0))
+        MultiNet(2, "locked", backend.RNG(0))  # the old name of bprop
+    with pytest.raises(ValueError, match="b_reads"):
+        MultiNet(2, "dni", backend.RNG(0), b_reads="first")
     with pytest.raises(ValueError, match="a_unroll"):
         MultiNet(3, "dni", backend.RNG(0), a_unroll=4)
     with pytest.raises(ValueError, match="multiple of k"):

@@ -28,11 +28,11 @@ def test_multi_network_chapter(mnist_dir, monkeypatch, capsys):
     assert [e[2] for e in ticks] == [(0, 1), (2, 3), (4, 5), (6, 7)]
     assert g["oracle_max_diff"] < 1e-6  # a perfect M gives A the locked gradients
     runs = g["runs"]
-    assert set(runs) == {"locked", "dni"}
+    assert set(runs) == {"bprop", "dni"}
     for method, log in runs.items():
         assert [e["steps"] for e in log] == [32, 64]
         assert all(0.0 <= e["acc_a"] <= 1.0 and 0.0 <= e["acc_b"] <= 1.0 for e in log)
-        assert all((e["cos"] is None) == (method == "locked") for e in log)
+        assert all((e["cos"] is None) == (method == "bprop") for e in log)
     assert all(np.isfinite(e["cos"]) for e in runs["dni"])
     out = capsys.readouterr().out
     assert "oracle DNI vs locked" in out and "B reaches" in out

@@ -92,7 +92,7 @@ print("B: 3s per window", yb[0])
 
 # %%
 small = {"d_enc": 8, "h_a": 8, "d_msg": 4, "h_b": 8}
-net = MultiNet(k, "locked", backend.RNG(0), **small)
+net = MultiNet(k, "bprop", backend.RNG(0), **small)
 net.trace = []
 x = backend.asarray(x_test[:9].reshape(1, 9, D_X))  # one stream of 9 steps
 out_a, out_b = net.forward_stream(x)
@@ -149,18 +149,16 @@ class Oracle:
 
 idx = np.random.default_rng(1).integers(0, len(y_train), (4, k * k))
 xw = backend.asarray(x_train[idx.reshape(-1)].reshape(4, k * k, D_X))  # (B, k^2, 784)
-systems = {m: MultiNet(k, m, backend.RNG(0), a_unroll=k * k, **small) for m in ("locked", "dni")}
+systems = {m: MultiNet(k, m, backend.RNG(0), a_unroll=k * k, **small) for m in ("bprop", "dni")}
 for s in systems.values():
     s.opt_a = GradSum(s.params_a())
-systems["locked"].train_window(xw, y_train[idx])
-deltas = [
-    xp.reshape(dm * 4, (4 * k, small["d_msg"])) for dm in systems["locked"].last_message_grads
-]
+systems["bprop"].train_window(xw, y_train[idx])
+deltas = [xp.reshape(dm * 4, (4 * k, small["d_msg"])) for dm in systems["bprop"].last_message_grads]
 systems["dni"].M = Oracle(deltas)
 systems["dni"].train_window(xw, y_train[idx])
 oracle_max_diff = max(
     float(np.max(np.abs(a - b)))
-    for a, b in zip(systems["dni"].opt_a.total, systems["locked"].opt_a.total)
+    for a, b in zip(systems["dni"].opt_a.total, systems["bprop"].opt_a.total)
 )
 print(f"oracle DNI vs locked, largest difference in A's gradients: {oracle_max_diff:.2e}")
 
@@ -186,7 +184,7 @@ ev = np.random.default_rng(12345).integers(0, len(y_test), (16 if FAST else 256,
 x_eval = backend.asarray(x_test[ev.reshape(-1)].reshape(*ev.shape, D_X))
 X = backend.asarray(x_train)
 runs = {}
-for method in ("locked", "dni"):
+for method in ("bprop", "dni"):
     system = MultiNet(K, method, backend.RNG(0), **sizes)
     data = np.random.default_rng(7)
     log, seconds, sg = [], 0.0, None
@@ -251,7 +249,7 @@ import matplotlib.pyplot as plt
 from minidni.plots.tutorial import show
 
 fig, (ax_b, ax_a) = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
-for method, color in (("locked", "black"), ("dni", "tab:blue")):
+for method, color in (("bprop", "black"), ("dni", "tab:blue")):
     log = runs[method]
     steps = [e["steps"] for e in log]
     ax_b.plot(steps, [e["acc_b"] for e in log], "o-", color=color, label=method)

@@ -1,20 +1,20 @@
-"""``minidni reproduce multinet``: two RNNs at timescales 1 and k, locked vs joined by a DNI.
+"""``minidni reproduce multinet``: two RNNs at timescales 1 and k, bprop vs joined by a DNI.
 
-Jaderberg et al. 2017, section 3.3 / figure 7 (the multi-network system); the system and
-both training methods are in :mod:`minidni.multinet`, and what differs from the paper in
-``docs/multinet.md``. Network A reads a stream of MNIST digits (one a step) and counts
-the odd digits of every k steps; network B ticks every k steps on A's messages and counts
-the 3s of every k^2 steps. ``locked``: A's update waits for B's window (one update of A
-per k^2 steps); ``dni``: A updates every k steps from a synthetic gradient at its
-messages.
+Jaderberg et al., ICML 2017, section 3.2 (the hierarchical two-timescale system); the
+system and both training methods are in :mod:`minidni.multinet`, and what differs from
+the paper in ``docs/multinet.md``. Network A reads a stream of MNIST digits (one a step)
+and counts the odd digits of every k steps; network B ticks every k steps on A's messages
+and counts the 3s of every k^2 steps. ``bprop`` (update locked): A's update waits for
+B's window (one update of A per k^2 steps); ``dni``: A updates every k steps from a
+synthetic gradient at its messages.
 
 Every run trains for the same number of steps (digits per stream), so the curves of every
 k share one x axis. Logged every ``log_every`` steps: the test accuracy of both counts
 on fixed test streams (``eval_streams`` streams of ``eval_steps`` test digits, from zero
 states), the training losses and accuracies over the interval, the seconds of training
 so far (evaluation excluded), and, for DNI, the synthetic gradient's R^2 and cosine
-against B's true message gradients (as in the recurrent experiments,
-:func:`~minidni.sg_quality.sg_quality`).
+against B's true message gradients, and its R^2 against the zero predictor (as in the
+recurrent experiments, :func:`~minidni.sg_quality.sg_quality`).
 
 **Reaching a fixed accuracy.** For each task and k the threshold is halfway from chance
 (always answering the most likely count: Binomial(k, P(odd)) for A, Binomial(k^2, P(3))
@@ -25,12 +25,18 @@ reached).
 Profiles:
 
 - ``smoke``: k = 2, a tiny system, 64 steps on a 2,000-digit subset; seconds, for tests.
-- ``quick``: k in {2, 4, 8}, locked and DNI, 3 seeds (18 runs), 8,192 steps of 32
-  streams each, encoder 64, LSTMs of 64 units, messages of 16, linear SG model,
-  evaluated on 128 test streams of 64 digits; 2 workers. Sized for <= 30 minutes on 2
+- ``quick``: k in {2, 4, 8}, bprop and DNI, 3 seeds (18 runs), 8,192 steps of 32
+  streams each, encoder 64, LSTMs of 64 units, messages of 16, linear SG model, B
+  reading all k messages of its piece, evaluated on 128 test streams of 64 digits; 2
+  workers. Sized for <= 30 minutes on 2
   cores when they are not shared (a k = 2 run costs about twice a k = 8 run: more,
   smaller windows).
-- ``full``: 5 seeds, 100,000 steps, batch 128, cores of 256 units (for a GPU).
+- ``full``: 5 seeds, 100,000 steps, 128 streams, cores of 256 units (for a GPU).
+
+The knobs of the synthetic gradient and of the wiring are settings (``--set``):
+``sg_hidden`` (M's hidden widths; ``[]`` linear), ``sg_lr`` (M's Adam rate),
+``sg_scale`` (the factor on ``delta_hat`` that A backpropagates) and ``b_reads``
+(``"all"``: B reads the k messages of its piece; ``"last"``: only the last one).
 """
 
 from __future__ import annotations
@@ -44,12 +50,13 @@ from ..multinet import thresholds
 from .grid import grid
 
 BASE = {
-    "methods": ["locked", "dni"],
+    "methods": ["bprop", "dni"],
     "ks": [2, 4, 8],
     "lr": 1e-3,
     "sg_lr": 1e-3,
     "sg_hidden": [],
     "sg_scale": 1.0,
+    "b_reads": "all",
     "d_enc": 64,
     "h_a": 64,
     "d_msg": 16,
@@ -98,7 +105,8 @@ PROFILES = {
         "workers": 1,
     },
 }
-SYSTEM_KEYS = ("d_enc", "h_a", "d_msg", "h_b", "lr", "sg_lr", "sg_scale")
+SYSTEM_KEYS = ("d_enc", "h_a", "d_msg", "h_b", "lr", "sg_lr", "sg_scale", "b_reads")
+CHOICES = {"methods": ["bprop", "dni"], "b_reads": ["all", "last"]}  # valid names for --set
 
 
 def first_reach(curve: dict, key: str, threshold: float) -> tuple[int | None, float | None]:
@@ -143,7 +151,7 @@ def run_job(job: dict) -> dict:
         **{key: job[key] for key in SYSTEM_KEYS},
     )
     keys = ("steps", "seconds", "acc_a", "acc_b", "loss_a", "loss_b", "train_acc_a", "train_acc_b")
-    curve = {key: [] for key in keys + ("sg_r2", "sg_cos")}
+    curve = {key: [] for key in keys + ("sg_r2", "sg_r2_zero", "sg_cos")}
     acc = {"loss_a": 0.0, "loss_b": 0.0, "correct_a": 0.0, "correct_b": 0.0, "n": 0, "windows": 0}
     sg = None
     train_seconds = 0.0
@@ -165,7 +173,7 @@ def run_job(job: dict) -> dict:
             )
         if net.steps % job["log_every"] == 0:
             acc_a, acc_b = net.evaluate(x_eval, y_eval)
-            r2, _, cos = sg_quality(sg) if sg is not None else (None, None, None)
+            r2, r2_zero, cos = sg_quality(sg) if sg is not None else (None, None, None)
             point = {
                 "steps": net.steps,
                 "seconds": round(train_seconds, 2),
@@ -176,6 +184,7 @@ def run_job(job: dict) -> dict:
                 "train_acc_a": round(acc["correct_a"] / acc["n"], 4),
                 "train_acc_b": round(acc["correct_b"] / acc["n"], 4),
                 "sg_r2": None if r2 is None else round(r2, 4),
+                "sg_r2_zero": None if r2_zero is None else round(r2_zero, 4),
                 "sg_cos": None if cos is None else round(cos, 4),
             }
             for key, value in point.items():

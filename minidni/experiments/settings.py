@@ -32,10 +32,12 @@ WHOLE_0 = ("a whole number >= 0", lambda v: v >= 0)
 RATE = ("a number >= 0", lambda v: v >= 0)
 POSITIVE = ("a number > 0", lambda v: v > 0)
 PROBABILITY = ("a number in (0, 1]", lambda v: 0 < v <= 1)
+FRACTION = ("a number in (0, 1)", lambda v: 0 < v < 1)
 RULES: dict[str, tuple[str, Any]] = {
     **dict.fromkeys(("lr", "sg_lr", "input_lr", "sg_scale", "target_discount"), RATE),
     "threshold": POSITIVE,
     "p_update": PROBABILITY,
+    "val_fraction": FRACTION,
     **dict.fromkeys(("seeds", "staleness"), WHOLE_0),
 }
 # The lists whose product is an experiment's grid: a value twice would run a run twice.

@@ -15,8 +15,8 @@ import numpy as np
 
 from .common import load, mean_band, save_figure, subtitle
 
-COLORS = {"locked": "black", "dni": "tab:blue"}
-LABELS = {"locked": "locked", "dni": "DNI"}
+COLORS = {"bprop": "black", "dni": "tab:blue"}
+LABELS = {"bprop": "Bprop (locked)", "dni": "DNI"}
 ROWS = (
     ("steps", "acc_b", "B: test acc. (3s in k^2)"),
     ("seconds", "acc_b", "B: test acc. vs train s"),
@@ -37,7 +37,7 @@ def plot_multinet(results: dict, path: Path) -> Path:
             for method in config["methods"]:
                 runs = [r for r in results["runs"] if (r["k"], r["method"]) == (k, method)]
                 if not runs or any(v is None for r in runs for v in r["curve"][y_key]):
-                    continue  # e.g. no synthetic gradient in the locked runs
+                    continue  # e.g. no synthetic gradient in the bprop runs
                 mean, low, high = mean_band([r["curve"][y_key] for r in runs])
                 x = np.mean([r["curve"][x_key] for r in runs], axis=0)  # seconds differ by seed
                 ax.plot(x, mean, color=COLORS[method], label=LABELS[method])

@@ -250,10 +250,15 @@ def _notes(copy: dict | None, ptb: dict | None) -> list[str]:
         )
     if ptb is not None:
         c = ptb["config"]
+        splits = ptb.get("splits")  # older files name only the split trained on
+        data = (
+            f"trained on {splits['train']}, stopped early on {splits['validation']}"
+            if splits
+            else f"trained on the {ptb.get('trained_on', '?')!r} split"
+        )
         notes.append(
             f"char-PTB: test bits per character (mean over {len(ptb['seeds'])} seed(s)); "
-            f"trained on the {ptb.get('trained_on', '?')!r} split; profile {ptb['profile']}, "
-            f"LSTM {c['hidden']}, batch {c['batch_size']}."
+            f"{data}; profile {ptb['profile']}, LSTM {c['hidden']}, batch {c['batch_size']}."
         )
     return notes
 
