@@ -3,12 +3,15 @@
 The scripts (``tutorials/NN_*.py``) are the source of truth and what the other tutorial
 tests run; ``python tutorials/make_notebooks.py`` regenerates the notebooks. These
 checks are cheap (no notebook is executed here): the notebook's code cells equal the
-script's, every code cell ran (in order), none ended in an error, and the chapter's
-figure is in the notebook, so a reader browsing the repository sees it.
+script's, every code cell ran (in order), none ended in an error, the chapter's figures
+(at least three) are in the notebook, so a reader browsing the repository sees them, and
+no progress lines of training runs are. Each chapter states its measured run time in its
+header and in tutorials/README.md; the two must agree.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,21 @@ def test_notebook_is_the_executed_script(script):
     outputs = [o for c in cells for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert images, f"{path.name} shows no figure"
+    assert len(images) >= 3, f"{path.name} shows {len(images)} figures, fewer than three"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "FAST=True" not in text, f"{path.name} was executed in FAST mode; {REGENERATE}"
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "elapsed" not in stderr, f"{path.name} holds progress lines; {REGENERATE}"
+
+
+MEASURED = re.compile(r"measured: (\d+) CPU seconds")
+
+
+@pytest.mark.parametrize("script", CHAPTERS, ids=lambda p: p.name)
+def test_run_time_is_stated_the_same_in_readme_and_chapter(script):
+    """The chapter's header and its line in tutorials/README.md quote one measurement."""
+    header = MEASURED.findall(script.read_text())
+    assert len(header) == 1, f"{script.name} states its measured run time once in its header"
+    readme = (TUTORIALS / "README.md").read_text()
+    entry = readme[readme.index(f"]({script.name})") :].split("\n- ", 1)[0]
+    assert MEASURED.findall(entry) == header, f"README and {script.name} disagree"
