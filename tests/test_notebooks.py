@@ -51,7 +51,7 @@ def test_notebook_is_the_executed_script(script):
     assert "elapsed" not in stderr, f"{path.name} holds progress lines; {REGENERATE}"
 
 
-MEASURED = re.compile(r"measured: (\d+) CPU seconds")
+MEASURED = re.compile(r"measured:\s+(\d+)\s+CPU\s+seconds")
 
 
 @pytest.mark.parametrize("script", CHAPTERS, ids=lambda p: p.name)

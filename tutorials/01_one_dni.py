@@ -30,7 +30,7 @@
 # checks the hand-written step against the library's `DecoupledNet`. Everything is plain
 # NumPy (or CuPy) with hand-written backward passes; nothing is hidden behind autodiff.
 #
-# Run time: about 1.5 minutes on a laptop (measured: 80 CPU seconds with one BLAS
+# Run time: about 1.5 minutes on a laptop (measured: 78 CPU seconds with one BLAS
 # thread, `OMP_NUM_THREADS=1`, on a 2-core machine); four training runs of 2000 steps.
 
 # %%

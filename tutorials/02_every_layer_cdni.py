@@ -30,9 +30,9 @@
 # 4. let every module update only at random times (`p_update`), as asynchronous workers;
 # 5. decouple every layer of a convolutional net, with convolutional SG models.
 #
-# Run time: about 3.5 minutes on a laptop (measured: 200 CPU seconds with one BLAS
-# thread, `OMP_NUM_THREADS=1`, on a 2-core machine), a third of it the CNN of section 6.
-# A longer CNN run is in the optional last section: set `FULL = True` below (or
+# Run time: about 3.5 minutes on a laptop (measured: 196 CPU seconds with one BLAS
+# thread, `OMP_NUM_THREADS=1`, on a 2-core machine), nearly half of it the CNN of section
+# 6. A longer CNN run is in the optional last section: set `FULL = True` below (or
 # `MINIDNI_TUTORIAL_FULL=1`) to run it, about 15 more minutes.
 
 # %%

@@ -36,7 +36,7 @@
 # 4. trains truncated BPTT and DNI on Copy with a curriculum (`minidni.tbptt.TBPTT`);
 # 5. looks at how well `M` predicts, and why its loss rises while it helps.
 #
-# Run time: about 1.5 minutes on a laptop (measured: 80 CPU seconds, one BLAS thread,
+# Run time: about 1.5 minutes on a laptop (measured: 88 CPU seconds, one BLAS thread,
 # 2-core machine). No data files needed.
 
 # %%

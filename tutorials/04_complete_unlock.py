@@ -22,7 +22,7 @@
 # and then asks what happens when the workers are out of step: each module's backward
 # pass `k` steps stale.
 #
-# Run time: about 2.5 minutes on a laptop (measured: 150 CPU seconds with one BLAS
+# Run time: about 2.5 minutes on a laptop (measured: 147 CPU seconds with one BLAS
 # thread, `OMP_NUM_THREADS=1`, on a 2-core machine): five training runs of 1500 steps.
 
 # %%

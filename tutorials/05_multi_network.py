@@ -38,7 +38,7 @@
 # What we built differs from the paper in places, and some of the paper's details we
 # could not check; `docs/multinet.md` lists both.
 #
-# Run time: about half a minute on a laptop (measured: 35 CPU seconds with one BLAS
+# Run time: about half a minute on a laptop (measured: 30 CPU seconds with one BLAS
 # thread, `OMP_NUM_THREADS=1`, on a 2-core machine).
 
 # %%

@@ -23,7 +23,7 @@
 # You need the `mpi` extra (`pip install -e '.[mpi]'`: mpi4py and the `mpich` wheel,
 # no system MPI); without it the MPI cells print a note and the rest still runs.
 #
-# Run time: a few seconds on a laptop (measured: 6 CPU seconds with one BLAS thread,
+# Run time: a few seconds on a laptop (measured: 7 CPU seconds with one BLAS thread,
 # `OMP_NUM_THREADS=1`, on a 2-core machine, the 2-rank run included).
 
 # %%
@@ -262,11 +262,12 @@ else:
 show(fig, "06_smoke_run")
 
 # %% [markdown]
-# `rank_waited_seconds` is the pipeline picture in numbers: in `bprop` both ranks wait
-# about half the time (they take turns); in `cdni` the faster rank waits for the slower
-# one and the slower one hardly waits at all. The smoke net is far too small for
-# parallelism to pay (a step is a fraction of a millisecond of arithmetic, about the
-# cost of a message); the `quick` net is sized so that it does.
+# `rank_waited_seconds` is the pipeline picture in numbers: in `bprop` each rank waits
+# for the other on every step, and in `cdni` the ranks overlap, so the run makes more
+# steps per second. The smoke net is far too small for the waiting times to show the
+# picture cleanly (a step is a fraction of a millisecond of arithmetic, about the cost
+# of a message, so both modes spend much of their time on messages); the `quick` net is
+# sized so that parallelism pays.
 #
 # The measured speeds and learning curves of the `quick` profile, against one process
 # with 1 and 2 BLAS threads, are in `docs/parallel.md` and
