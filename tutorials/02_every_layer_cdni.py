@@ -76,11 +76,11 @@ print(f"backend {backend.get_backend()}, FAST={FAST}; train {len(train)}, test {
 
 # %%
 net = build_mlp("cdni", SIZES, RNG(0), lr=LR["cdni"], sg_lr=SG_LR)
-for k, f in enumerate(net.modules):
-    print(f"f_{k + 1} = {f}")
-    if k < len(net.sgs):
-        sg = net.sgs[k]
-        print(f"    M_{k + 2} = {sg.net}  (h_{k + 1}: {sg.d_h}, context c: {sg.d_context})")
+for i, f in enumerate(net.modules, start=1):  # f_i is net.modules[i - 1]
+    print(f"f_{i} = {f}")
+    if i <= len(net.sgs):
+        sg = net.sgs[i - 1]  # M_{i+1}, right after f_i
+        print(f"    M_{i + 1} = {sg.net}  (h_{i}: {sg.d_h}, context c: {sg.d_context})")
 
 # %% [markdown]
 # ## 2. Bootstrapping: where do the SG models' targets come from?
@@ -113,16 +113,17 @@ for k, f in enumerate(net.modules):
 
 # %%
 class OracleSG:
-    """In place of net.sgs[k]: the true gradient at the output of net.modules[k]
-    (per-example units), by backprop through copies of the modules above. Never learns."""
+    """In place of M_{i+1} = net.sgs[i-1]: the true delta_i at the output of f_i =
+    net.modules[i-1] (per-example units), by backprop through copies of the modules
+    above. Never learns."""
 
-    def __init__(self, net, k):
-        self.net, self.k = net, k
+    def __init__(self, net, i):
+        self.net, self.i = net, i
         self.d_context = net.n_classes  # so that net.step passes it the context c
 
     def predict(self, h, c):
         labels = xp.argmax(c, axis=1)
-        above = copy.deepcopy(self.net.modules[self.k + 1 :])  # f_{k+2} .. f_N
+        above = copy.deepcopy(self.net.modules[self.i :])  # f_{i+1} .. f_N
         out, caches = h, []
         for f in above:
             out, cache = f.forward(out)
@@ -145,7 +146,7 @@ small = [784, 32, 32, 32, 10]
 with backend.use_dtype("float64"):
     bprop_net = build_mlp("bprop", small, RNG(3))
     oracle_net = build_mlp("cdni", small, RNG(3))
-    oracle_net.sgs = [OracleSG(oracle_net, k) for k in range(len(oracle_net.sgs))]
+    oracle_net.sgs = [OracleSG(oracle_net, i) for i in range(1, len(oracle_net.sgs) + 1)]
     for start in range(0, 5 * 64, 64):
         x, y = train.take(np.arange(start, start + 64))
         x = backend.asarray(to_numpy(x))  # float32 -> float64
@@ -231,8 +232,8 @@ def true_deltas(net, x, y):
     hs, caches = net.forward(x)
     _, dlogits = softmax_cross_entropy(hs[-1], y)
     delta, deltas = dlogits * x.shape[0], []
-    for k in reversed(range(1, len(net.modules))):
-        delta = net.modules[k].backward(delta, caches[k])  # linear in delta: units carry over
+    for i in reversed(range(2, len(net.modules) + 1)):  # f_N .. f_2 return delta_{N-1} .. delta_1
+        delta = net.modules[i - 1].backward(delta, caches[i - 1])  # linear: units carry over
         deltas.append(delta)
     return hs[1:-1], deltas[::-1]
 
@@ -363,8 +364,8 @@ for p in (0.5, 0.2):
     stochastic_curves[p] = history
 
 # %% [markdown]
-# `net.opts[k].t` counts the Adam steps of `f_{k+1}`, `net.sgs[k].opt.t` those of
-# `M_{k+2}`.
+# `net.opts[i-1].t` counts the Adam steps of `f_i`, `net.sgs[i-1].opt.t` those of
+# `M_{i+1}`.
 
 # %%
 update_counts = {}
@@ -429,10 +430,10 @@ cnn = build_cnn("cdni", (1, 28, 28), CNN_CHANNELS, RNG(0))
 hs, _ = cnn.forward(maps_train.x[:8])
 c8 = backend.one_hot(maps_train.y[:8], 10)
 cnn_shapes = []
-for k, sg in enumerate(cnn.sgs):
-    delta_hat, _ = sg.predict(hs[k + 1], c8)
-    cnn_shapes.append((tuple(hs[k + 1].shape), tuple(delta_hat.shape)))
-    print(f"h_{k + 1} {tuple(hs[k + 1].shape)} -> M_{k + 2} -> delta_hat {tuple(delta_hat.shape)}")
+for i, sg in enumerate(cnn.sgs, start=1):  # M_{i+1} reads h_i = hs[i]
+    delta_hat, _ = sg.predict(hs[i], c8)
+    cnn_shapes.append((tuple(hs[i].shape), tuple(delta_hat.shape)))
+    print(f"h_{i} {tuple(hs[i].shape)} -> M_{i + 1} -> delta_hat_{i} {tuple(delta_hat.shape)}")
 
 cnns, cnn_errors = {}, {}
 for method in ("bprop", "cdni"):

@@ -210,23 +210,23 @@ show(fig, "03_truncation")
 #
 # ## 4. Carrying the boundary gradient back recovers BPTT
 #
-# Let `s_k` be the state at the k-th boundary and `delta_k = dL/ds_k` the gradient of
-# all losses after it. If segment k+1 received `delta_{k+1}` at its end, its backward
-# pass would return `delta_k` at its start: running the segments' backward passes from
+# Let `s_j` be the state at the j-th boundary and `delta_j = dL/ds_j` the gradient of
+# all losses after it. If segment j+1 received `delta_{j+1}` at its end, its backward
+# pass would return `delta_j` at its start: running the segments' backward passes from
 # the last to the first, each handing its start gradient to the previous one, is full
 # BPTT, split into pieces.
 
 
 # %%
 def carried_bptt(x, y, mask, T, injected=None):
-    """Segment-wise backward passes, last segment first. ``injected(k, s_end)`` gives the
-    gradient put on segment k's end state; None: the true one, carried back."""
+    """Segment-wise backward passes, last segment first. ``injected(j, s_end)`` gives the
+    gradient put on segment j's end state; None: the true one, carried back."""
     core.zero_grad()
     pieces = segments(x, y, mask, T)
     dxs, carried, boundary_grads = [], None, []
-    for k in reversed(range(len(pieces))):
-        cache, r_cache, dlogits, s_end = pieces[k]
-        d_end = carried if injected is None else injected(k, s_end)
+    for j in reversed(range(len(pieces))):
+        cache, r_cache, dlogits, s_end = pieces[j]
+        d_end = carried if injected is None else injected(j, s_end)
         dx, carried = core.backward(readout.backward(dlogits, r_cache), d_end, cache)
         dxs.insert(0, dx)
         boundary_grads.insert(0, carried)
@@ -242,11 +242,11 @@ print(f"max |dx carried - dx full| = {carried_max_diff:.2e}, max |dW diff| = {ca
 # Equal up to float32 rounding. But carrying the gradient back means waiting for the end
 # of the sequence: that is exactly the locking truncation was meant to avoid.
 #
-# A DNI replaces the carried gradient by a prediction, `delta_hat_{k+1} = M(s_{k+1})`,
-# available as soon as segment k+1 has run forward. How is `M` trained without ever
-# seeing the true `delta`? By the same recursion: segment k+1's backward pass, started
+# A DNI replaces the carried gradient by a prediction, `delta_hat_{j+1} = M(s_{j+1})`,
+# available as soon as segment j+1 has run forward. How is `M` trained without ever
+# seeing the true `delta`? By the same recursion: segment j+1's backward pass, started
 # from its own loss and the synthetic gradient at its end, returns a gradient for its
-# start state `s_k`; that is `M`'s **target** for `s_k` (a bootstrap, as in TD
+# start state `s_j`; that is `M`'s **target** for `s_j` (a bootstrap, as in TD
 # learning). Only the in-segment losses are ever computed exactly; the future enters
 # through `M`'s own predictions. `minidni.tbptt.TBPTT` does this, with
 #
@@ -254,7 +254,7 @@ print(f"max |dx carried - dx full| = {carried_max_diff:.2e}, max |dW diff| = {ca
 # - `delta` in per-example units (B dL/ds, as in chapter 1), and the core backpropagating
 #   `sg_scale * delta_hat / B` with `sg_scale = 0.1`, the factor implementations of the
 #   paper use (we could not find it in the paper's text);
-# - `M`'s target `g_k + target_discount * J^T delta_hat_{k+1}` with `target_discount = 1`:
+# - `M`'s target `g_j + target_discount * J^T delta_hat_{j+1}` with `target_discount = 1`:
 #   the *unscaled* synthetic gradient carried back through the segment, the paper's
 #   bootstrap as we read it. The 0.1 is a step size for the core, not a discount: were it
 #   also in the target (`target_discount = sg_scale`, an option), a loss m segments ahead
@@ -267,14 +267,14 @@ print(f"max |dx carried - dx full| = {carried_max_diff:.2e}, max |dW diff| = {ca
 
 
 # %%
-def perfect_M(k, s_end):
-    return None if k + 1 == len(true_deltas) else true_deltas[k + 1]
+def perfect_M(j, s_end):
+    return None if j + 1 == len(true_deltas) else true_deltas[j + 1]
 
 
 dx_oracle, _, _ = carried_bptt(x, y, mask, T, injected=perfect_M)
 oracle_max_diff = float(np.max(np.abs(to_numpy(dx_oracle) - to_numpy(dx_full))))
 zero = core.initial_state(B)
-dx_fresh, _, _ = carried_bptt(x, y, mask, T, injected=lambda k, s_end: zero)
+dx_fresh, _, _ = carried_bptt(x, y, mask, T, injected=lambda j, s_end: zero)
 fresh_max_diff = float(np.max(np.abs(to_numpy(dx_fresh) - to_numpy(dx_trunc))))
 print(f"perfect M: max |dx - dx full| = {oracle_max_diff:.2e}")
 print(f"fresh M (zero): max |dx - dx truncated| = {fresh_max_diff:.2e}")
@@ -324,7 +324,7 @@ def train_copy(method, seed):
         cur.update(errors[-1])
         if method == "dni":  # M's predictions against the targets they were trained on
             new = sg_sums(out["segments"])
-            sums = new if sums is None else {k: sums[k] + new[k] for k in sums}
+            sums = new if sums is None else {key: sums[key] + new[key] for key in sums}
             pairs += sum(r["sg_loss"] is not None for r in out["segments"])
         if batch % LOG_EVERY == 0:
             entry = {
