@@ -426,8 +426,8 @@ if len(at_n2) > 1:
 #
 # - **The core's weights grow as it learns**, and a gradient that flows back through
 #   larger weights (and out of a readout that has become confident) is larger. Within
-#   N = 2 alone, the norm of the core's weights doubles and the targets grow several
-#   times over.
+#   N = 2 alone, the norm of the core's weights more than doubles and the targets'
+#   power triples (the last line above).
 # - **Longer episodes put more loss ahead of each boundary.** When the curriculum moves
 #   to N = 3, every boundary has more output steps after it, each adding its gradient,
 #   and on the new one the core is at first wrong: the targets' size jumps.

@@ -271,7 +271,8 @@ for method in ("locked", "dni"):
 #   slowly with DNI than with the exact, if late, locked gradient; see
 #   `docs/multinet.md` for the full experiment (`minidni reproduce multinet`, k in
 #   {2, 4, 8}, 3 seeds).
-# - **Seconds**: on one CPU process the two cost about the same per step; the wall-time
+# - **Seconds**: on one CPU process DNI costs somewhat more per step than the locked
+#   system (it also runs and trains M, and A updates k times as often); the wall-time
 #   advantage DNI promises needs A and B on separate workers, which this simulation
 #   does not have.
 
