@@ -1,11 +1,14 @@
-"""The main job and the benchmark command run end to end and print what the README says."""
+"""The main job and the benchmark command run end to end and print what the README says;
+every command and option explains itself (``--help``, ``--version``)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 
 import pytest
 
+from minidni import __version__
 from minidni.tools.cli import main
 
 
@@ -69,3 +72,42 @@ def test_bench_memory_prints_resident_memory(capsys):
         assert f"{label}: resident memory over 4 steps" in out
     rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4] * 2
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"minidni {__version__}"
+
+
+def test_every_command_and_option_has_a_help_text():
+    """``minidni COMMAND --help`` describes the command and every option (the parallel
+    command and its alias async too)."""
+    from minidni.tools.cli import _parser
+
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"demo", "gradcheck", "reproduce", "figures", "bench", "parallel", "async"} <= set(
+        commands.choices
+    )
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help and len(action.help) > 10, (name, action.dest)
+
+
+@pytest.mark.mnist
+def test_unlock_lines_name_mode_and_staleness(mnist_dir, monkeypatch, tmp_path):
+    """Four unlock runs that differ only in mode and staleness get four distinct lines."""
+    from minidni import experiments
+
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
+    lines: list[str] = []
+    overrides = {"p_update": [1.0], "staleness": [0, 2], "methods": ["cdni"], "steps": 2}
+    experiments.run("unlock", "smoke", tmp_path, lines.append, overrides)
+    finished = [line.split(":")[0].strip() for line in lines if "test error" in line]
+    assert finished == [
+        "method=cdni mode=sg depth=3 p_update=1.0 staleness=0 seed=0",
+        "method=cdni mode=unlock depth=3 p_update=1.0 staleness=0 seed=0",
+        "method=cdni mode=sg depth=3 p_update=1.0 staleness=2 seed=0",
+        "method=cdni mode=unlock depth=3 p_update=1.0 staleness=2 seed=0",
+    ]

@@ -377,3 +377,29 @@ def test_stochastic_input_coins_come_from_input_rng():
     fresh_inputs, fresh_modules = RNG(2), RNG(1)
     assert inputs == [[fresh_inputs.bernoulli(0.5) for _ in range(4)] for _ in range(5)]
     assert modules == [[fresh_modules.bernoulli(0.5) for _ in range(4)] for _ in range(5)]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_max_pool_sends_a_tied_windows_gradient_to_exactly_one_entry(xp, k):
+    """Bug caught: a max-pool that sends a window's gradient to every tied maximum (it
+    would count the gradient twice or more). With non-overlapping windows (stride = K),
+    every window's input gradient has exactly one nonzero entry, at a maximum of the
+    window, equal to that window's output gradient."""
+    from minidni.pooling import MaxPool2d
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(2, 3, 2 * k, 3 * k)).astype(np.float32)  # ties galore
+    x[1, 2] = 1.0  # a whole channel of equal values: every window tied K*K ways
+    dout = rng.uniform(1.0, 2.0, size=(2, 3, 2, 3)).astype(np.float32)
+    pool = MaxPool2d(k)
+    _, cache = pool.forward(backend.asarray(x))
+    dx = to_numpy(pool.backward(backend.asarray(dout), cache))
+    tied = 0
+    for b, c, i, j in np.ndindex(dout.shape):
+        window = np.s_[b, c, i * k : (i + 1) * k, j * k : (j + 1) * k]
+        nonzero = np.flatnonzero(dx[window])
+        assert len(nonzero) == 1, (b, c, i, j, dx[window])
+        assert x[window].flat[nonzero[0]] == x[window].max()
+        assert dx[window].flat[nonzero[0]] == dout[b, c, i, j]
+        tied += int((x[window] == x[window].max()).sum() > 1)
+    assert tied >= 6  # the check met many tied windows

@@ -1,10 +1,14 @@
 """Long runs lose nothing and bad input gets a clear error.
 
-- every bad command-line argument and ``--set`` value ends with exit status 2 and one
-  line on stderr, before any work starts, never a traceback;
-- a run that diverges is recorded as ``"diverged": true`` and the other runs complete;
+- every bad command-line argument, ``--set`` value, combination of settings and
+  environment variable ends with exit status 2 and one line on stderr, before any work
+  starts, never a traceback; so does a data file that cannot be read;
+- a run that diverges (a NaN anywhere, or a loss four orders of magnitude above its
+  first) is recorded as ``"diverged": true``, without a numpy warning on the screen,
+  and the other runs complete;
 - an experiment interrupted after some runs and run again with the same ``--out``
-  ends with the same results as an uninterrupted one, and Ctrl-C leaves a valid file.
+  ends with the same results as an uninterrupted one; Ctrl-C leaves a valid file, and
+  so does ``minidni reproduce ... | head``.
 
 The experiments here are the rnn-copy smoke profile (no data files, ~0.1 s a run).
 """
@@ -12,8 +16,13 @@ The experiments here are the rnn-copy smoke profile (no data files, ~0.1 s a run
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minidni import backend, experiments
@@ -23,6 +32,7 @@ from minidni.tools.cli import main
 from minidni.tools.monitor import Diverged, Monitor, check_parameters
 
 TIMING = ("seconds", "cpu_seconds", "train_seconds")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_line_error(capsys, argv: list[str]) -> str:
@@ -53,6 +63,11 @@ def one_line_error(capsys, argv: list[str]) -> str:
         (["--backend", "tpu", "demo"], "invalid choice: 'tpu'"),
         (["demo", "--epochz", "3"], "unrecognized arguments: --epochz 3"),
         ([], "the following arguments are required: COMMAND"),
+        (["reproduce", "ff", "--out", ""], "--out: expects a folder name, got ''"),
+        (["reproduce", "ff", "--threads", "0"], "--threads: expects a whole number >= 1"),
+        (["figures", "--out", " "], "--out: expects a folder name"),
+        (["figures", "--run", "long"], "invalid choice: 'long'"),
+        (["parallel", "--staleness", "-1"], "--staleness: expects a whole number >= 0"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(capsys, argv, expected):
@@ -92,6 +107,10 @@ SMOKE = ["reproduce", "ff", "--profile", "smoke", "--out", "unused"]
         ),
         ("stepz=3", "unknown setting(s) stepz"),
         ("steps", "--set expects KEY=VALUE"),
+        ("seeds=[0, 1, 0]", "--set seeds: expects each value once (0 is repeated)"),
+        ("depths=[3, 3]", "--set depths: expects each value once (3 is repeated)"),
+        ('methods=["dni", "dni"]', '--set methods: expects each value once ("dni" is'),
+        ("workers=0", "--set workers: expects a whole number >= 1"),
     ],
 )
 def test_bad_set_values_are_one_line_errors(capsys, value, expected):
@@ -117,10 +136,125 @@ def test_bad_set_values_of_every_experiment(capsys, name, value, expected):
     assert expected in one_line_error(capsys, argv)
 
 
+def test_a_setting_given_twice_is_a_one_line_error(capsys):
+    argv = SMOKE + ["--set", "steps=3", "--set", "steps=4"]
+    assert "--set steps: given twice" in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize(
+    "name, values, expected",
+    [
+        ("ff", ["train_subset=10"], "batch_size 256 is larger than the 10 training examples"),
+        ("ff", ["batch_size=5000"], "batch_size 5000 is larger than the 2048 training"),
+        ("ff", ["train_subset=100000"], "train_subset 100000 is more than the 60000 examples"),
+        ("ff", ["test_subset=20000"], "test_subset 20000 is more than the 10000 examples"),
+        ("ff", ["width=100000000"], "would need about"),
+        ("unlock", ["input_hidden=[10000000]"], "more than this machine's"),
+        ("update-prob", ["batch_size=3000"], "batch_size 3000 is larger than the 2048"),
+        ("rnn-copy", ["budget=3"], "budget 3 is less than one batch of batch_size 8"),
+        ("rnn-copy", ["hidden=10000000"], "would need about"),
+        ("multinet", ["steps=66"], "steps 66 must be a multiple of k^2 = 4"),
+        ("multinet", ["ks=[2, 3]"], "must be a multiple of k^2 = 9"),
+        ("ff-cnn", ['channels={"mnist": [100000, 2, 2]}'], "would need about"),
+    ],
+)
+def test_settings_that_do_not_fit_together_fail_before_any_work(capsys, name, values, expected):
+    """Checked before any run (or any data file) is touched: a batch larger than its
+    data, a subset larger than the data, a model too large for the machine's memory."""
+    argv = ["reproduce", name, "--profile", "smoke", "--out", "unused"]
+    for value in values:
+        argv += ["--set", value]
+    assert expected in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("MINIDNI_PROGRESS_SECONDS", "abc", "MINIDNI_PROGRESS_SECONDS: expects seconds"),
+        ("MINIDNI_PROGRESS_SECONDS", "-5", "MINIDNI_PROGRESS_SECONDS: expects seconds"),
+        ("MINIDNI_PROGRESS", "loud", "MINIDNI_PROGRESS: expects one of auto, lines, off"),
+        ("MINIDNI_THREADS", "0", "MINIDNI_THREADS: expects a whole number of threads >= 1"),
+        ("OMP_NUM_THREADS", "many", "OMP_NUM_THREADS: expects a whole number of threads"),
+        ("MINIDNI_DATA_DIR", "/no/such/folder", "MINIDNI_DATA_DIR: there is no folder"),
+        ("MINIDNI_BACKEND", "tpu", "unknown backend 'tpu'"),
+    ],
+)
+def test_bad_environment_variables_are_one_line_errors(
+    capsys, monkeypatch, variable, value, expected
+):
+    monkeypatch.setenv(variable, value)
+    argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", "unused"]
+    assert expected in one_line_error(capsys, argv)
+
+
+def test_an_unreadable_data_file_is_a_one_line_error(capsys, monkeypatch, mnist_dir, tmp_path):
+    """The system refuses to read an MNIST file (here: as it would without permission)."""
+    from minidni.data import cache
+
+    real = Path.read_bytes
+
+    def refuse(path: Path) -> bytes:
+        if path.name == "train-labels-idx1-ubyte.gz":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
+    monkeypatch.setattr(cache, "_verified", set())  # verify again, as a fresh process would
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    line = one_line_error(capsys, ["reproduce", "ff", "--profile", "smoke", "--out", str(tmp_path)])
+    assert not (tmp_path / "ff.json").exists()
+    assert "cannot read the data file" in line and "train-labels-idx1-ubyte.gz" in line
+    assert "Permission denied" in line
+
+
 def test_an_out_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "taken").write_text("not a folder")
     argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path / "taken")]
     assert "--out: cannot use" in one_line_error(capsys, argv)
+
+
+def _rates(profile: dict) -> list[tuple[str, str | None]]:
+    """Every learning rate of ``profile``: (key, None) for a plain rate, (key, method) for
+    each method's entry of a per-method one."""
+    rates = []
+    for key in ("lr", "sg_lr", "input_lr"):
+        if isinstance(profile.get(key), dict):
+            rates += [(key, method) for method in profile[key]]
+        elif key in profile:
+            rates.append((key, None))
+    return rates
+
+
+@pytest.mark.parametrize("name", [*experiments.EXPERIMENTS, "parallel"])
+def test_no_learning_rate_of_any_experiment_takes_a_negative_value(name):
+    """Bug caught: a range rule that lets a negative rate through ``--set`` (a negative
+    learning rate climbs the loss). Every lr, sg_lr and input_lr of every profile, plain
+    or per method, refuses -0.001 (and NaN) and takes 0 (a frozen part is legitimate)."""
+    from minidni.experiments import parallel, settings
+
+    if name == "parallel":
+        profiles = parallel.PROFILES
+
+        def configure(profile, overrides):
+            return settings.configure(profiles, profile, overrides)
+    else:
+        profiles = experiments.load(name).PROFILES
+
+        def configure(profile, overrides):
+            return experiments.configure(name, profile, overrides)
+
+    checked = 0
+    for profile, config in profiles.items():
+        for key, method in _rates(config):
+            where = key if method is None else f"{key}.{method}"
+            for bad in (-1e-3, float("nan")):
+                value = bad if method is None else {method: bad}
+                with pytest.raises(settings.SettingError, match=rf"--set {where}: expects a "):
+                    configure(profile, {key: value})
+            applied = configure(profile, {key: 0 if method is None else {method: 0}})[key]
+            assert (applied if method is None else applied[method]) == 0.0
+            checked += 1
+    assert checked >= 3  # every experiment has a module, an SG model or both to train
 
 
 def test_good_set_values_are_completed_and_kept():
@@ -188,6 +322,65 @@ def test_monitor_names_the_step_and_what_is_not_finite():
     layer.W.value = layer.W.value * xp.asarray(float("inf"))
     with pytest.raises(Diverged, match="step 7: parameter W \\(2, 2\\) is not finite"):
         check_parameters(layer.parameters(), 7)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_single_bad_entry_in_a_parameter_is_divergence(xp, bad):
+    """Bug caught: a check that only sees a NaN or inf through a sum (one NaN entry in a
+    large matrix must be found on its own, as must a single +inf or -inf)."""
+    layer = Linear(4, 3, backend.RNG(0))
+    check_parameters(layer.parameters(), 1)  # finite: no error
+    value = backend.to_numpy(layer.W.value).copy()
+    value[2, 1] = bad
+    layer.W.value = backend.asarray(value)
+    with pytest.raises(Diverged, match="step 5: parameter W \\(4, 3\\) is not finite"):
+        check_parameters(layer.parameters(), 5)
+    check_parameters([layer.b], 5)  # the other parameter is fine
+
+
+def test_a_loss_far_above_the_first_is_divergence():
+    """A loss 10^4 times the first one (here 2.3 -> 3e4) stops the run even though it is
+    finite; a loss that rises tenfold does not."""
+    monitor = Monitor(10)
+    monitor.step(1, 2.3)
+    monitor.step(2, 23.0)
+    monitor.step(3, 2.3e4 - 1)
+    with pytest.raises(Diverged, match="step 4: loss 2.3e\\+04 is above 10000 x the first loss"):
+        monitor.step(4, 2.3e4 + 1)
+    small = Monitor(10)  # a first loss near 0 is counted as 1: 0.5 later is no divergence
+    small.step(1, 1e-6)
+    small.step(2, 0.5)
+
+
+def test_a_finite_blow_up_is_recorded_as_diverged(tmp_path, capsys):
+    """A learning rate of 1e9: the loss grows by nine orders of magnitude while still
+    finite. Every run is recorded as diverged at its second step, with what happened."""
+    argv = ["reproduce", "rnn-copy", "--profile", "smoke", "--out", str(tmp_path)]
+    assert main(argv + ["--set", "lr=1e9", "--set", "truncations=[2]"]) == 0
+    captured = capsys.readouterr()
+    runs = json.loads((tmp_path / "rnn-copy.json").read_text())["runs"]
+    assert len(runs) == 6 and all(r["diverged"] and r["diverged_step"] == 2 for r in runs)
+    assert all("is above 10000 x the first loss" in r["diverged_at"] for r in runs)
+    assert "Warning" not in captured.err
+
+
+def _overflowing_job(job: dict) -> dict:
+    monitor = Monitor(3)
+    monitor.step(1, 1.0)
+    x = np.full(4, 3e38, dtype=np.float32)
+    return {**job, "value": float(np.sum(x * x))}  # overflows to inf in step 2
+
+
+def test_numpy_floating_point_errors_become_the_diverged_record_not_warnings(capfd):
+    """An overflow in numpy inside a job ends that run as diverged, at the step it was in,
+    and nothing is printed (numpy would warn on stderr and go on with an infinity)."""
+    from minidni.experiments.runner import run_jobs
+
+    (result,) = run_jobs(_overflowing_job, [{"seed": 0}], 1, lambda _: None)
+    assert result["diverged"] is True and result["diverged_step"] == 2
+    assert result["diverged_at"].startswith("numpy made a value not finite: overflow")
+    assert capfd.readouterr().err == ""
+    assert np.geterr()["over"] == "warn"  # outside a job, numpy is left as it was
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow on the way to NaN
@@ -329,3 +522,77 @@ def test_two_workers_give_the_runs_of_one_in_the_jobs_order(tmp_path):
         tuple(j[k] for k in keys) for j in jobs
     ]
     assert _without_timing(two)["runs"] == _without_timing(one)["runs"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly_and_the_file_stays_valid(tmp_path):
+    """``minidni reproduce ... | head -1``: when the reader goes away the command ends
+    without a word (status 141, as a process ended by SIGPIPE), and the results file
+    holds the runs finished so far, resumable. (On a very slow machine every run may end
+    before the pipe closes: then the command ends normally with a complete file.)"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env["PYTHONUNBUFFERED"] = "1"  # each line reaches the pipe at once, as on a terminal
+    argv = [sys.executable, "-m", "minidni", "reproduce", "rnn-copy", "--profile", "smoke"]
+    argv += ["--out", str(tmp_path), "--set", "truncations=[2, 3]", "--set", "seeds=[0, 1, 2]"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as head does after its line
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
+    assert first.startswith("rnn-copy (smoke): 36 runs")
+    assert proc.returncode in (141, 0) and err == ""
+    results = json.loads((tmp_path / "rnn-copy.json").read_text())
+    assert results["complete"] is (proc.returncode == 0) and len(results["runs"]) >= 1
+
+
+# ----------------------------------------------------------------- minidni parallel
+
+
+@pytest.mark.parametrize(
+    "setup, args, expected",
+    [
+        ("file", [], "--out: cannot use"),
+        ("other", ["--append"], "parallel.json was written with other settings (profile quick)"),
+        ("corrupt", ["--append"], "parallel.json is not a results file (not JSON"),
+        ("folder", [], "parallel.json is a folder, not a results file"),
+        (None, ["--set", "layout=[[784, 3], [4, 10]]"], "--set layout: a module's output 3"),
+        (None, ["--set", "layout=[[784, 3]]"], "--set layout: the first module reads"),
+        (None, ["--set", "staleness=-1"], "--set staleness: expects null or a whole number"),
+        (None, ["--set", "lr=1"], "--set lr: a per-method setting"),
+    ],
+)
+def test_parallel_checks_everything_before_any_work(
+    tmp_path, capsys, monkeypatch, setup, args, expected
+):
+    """--out, --append and the settings are checked before the data is even loaded."""
+    from minidni.experiments import parallel
+
+    monkeypatch.setattr(parallel, "data", lambda config: pytest.fail("work started"))
+    out = tmp_path / "out"
+    if setup == "file":
+        out.write_text("not a folder")
+    elif setup == "folder":
+        (out / "parallel.json").mkdir(parents=True)
+    elif setup in ("other", "corrupt"):
+        out.mkdir()
+        other = {"experiment": "parallel", "profile": "quick", "config": {"steps": 1}}
+        text = json.dumps({**other, "runs": [], "environment": {}}) if setup == "other" else "{"
+        (out / "parallel.json").write_text(text)
+    argv = ["parallel", "--profile", "smoke", "--out", str(out), "--mode", "bprop", *args]
+    assert expected in one_line_error(capsys, argv)
+
+
+def test_parallel_moves_an_earlier_file_aside_unless_appending(
+    tmp_path, capsys, mnist_dir, monkeypatch
+):
+    monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
+    argv = ["parallel", "--profile", "smoke", "--out", str(tmp_path), "--mode", "bprop"]
+    argv += ["--set", "steps=4", "--set", "eval_every=2"]
+    assert main(argv) == 0
+    first = (tmp_path / "parallel.json").read_bytes()
+    assert main(argv) == 0
+    (aside,) = tmp_path.glob("parallel.*.json")
+    assert aside.read_bytes() == first and "moved it to" in capsys.readouterr().out
+    assert main([*argv, "--append"]) == 0
+    assert len(json.loads((tmp_path / "parallel.json").read_text())["runs"]) == 2

@@ -54,6 +54,18 @@ def cache_dir() -> Path:
     return base / "minidni"
 
 
+def check_environment() -> None:
+    """A ValueError (before any work) if ``MINIDNI_DATA_DIR`` names no folder, or
+    ``MINIDNI_CACHE_DIR`` names something other than a folder: a typo would otherwise
+    send the loaders to download into the cache, or fail there."""
+    data = os.environ.get("MINIDNI_DATA_DIR")
+    if data and not Path(data).expanduser().is_dir():
+        raise ValueError(f"MINIDNI_DATA_DIR: there is no folder {data!r}")
+    cache = os.environ.get("MINIDNI_CACHE_DIR")
+    if cache and Path(cache).expanduser().exists() and not Path(cache).expanduser().is_dir():
+        raise ValueError(f"MINIDNI_CACHE_DIR: {cache!r} is not a folder")
+
+
 def data_dirs() -> list[Path]:
     """The directories searched for data, in order: ``$MINIDNI_DATA_DIR`` (if set), the cache."""
     env = os.environ.get("MINIDNI_DATA_DIR")
@@ -94,8 +106,12 @@ def locate(
 
 
 def _read(path: Path, is_gzip: bool) -> bytes:
-    """The file's bytes, gunzipped if ``is_gzip``; a damaged archive is a DataError."""
-    raw = path.read_bytes()
+    """The file's bytes, gunzipped if ``is_gzip``; a file that cannot be read or a
+    damaged archive is a DataError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:  # no permission, a folder under a file's name, an I/O error
+        raise DataError(f"cannot read the data file {path} ({e.strerror or e})") from e
     if not is_gzip:
         return raw
     try:

@@ -33,8 +33,10 @@ import numpy as np
 
 from ..data import mnist_datasets
 from ..parallel import pipeline
+from ..tools import threads
 from ..train import Dataset
-from .results import record, save
+from .results import ResultsFileError, locked, move_aside, read, record, save
+from .results import check_target as check_file
 from .settings import configure
 
 # Module learning rates per mode, as reproduce ff's quick profile (DNI without labels is
@@ -74,7 +76,6 @@ PROFILES = {
         "timeout": 120.0,
     },
 }
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def communicator() -> Any:
@@ -86,12 +87,27 @@ def communicator() -> Any:
     return MPI.COMM_WORLD
 
 
-def blas_threads() -> int | None:
-    """The BLAS thread count the environment asks for (None: the library's default)."""
-    for var in THREAD_VARS:
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return None
+def blas_threads() -> int:
+    """The BLAS thread count of each rank: 1, unless the environment asks for more
+    (:func:`minidni.tools.threads.requested`; ``minidni parallel`` applies it)."""
+    return threads.requested()
+
+
+def check_target(out: Path, config: dict, append: bool) -> None:
+    """Before any work: ``<out>/parallel.json`` can be written, and with ``append`` an
+    existing one holds parallel results of the same settings. A ValueError otherwise."""
+    path = Path(out) / "parallel.json"
+    check_file(path)
+    if append and path.exists():
+        try:
+            old = read(path, "parallel")
+        except ResultsFileError as e:
+            raise ValueError(f"--append: {e}") from e
+        if old["config"] != json.loads(json.dumps(config)):
+            raise ValueError(
+                f"--append: {path} was written with other settings (profile "
+                f"{old['profile']}); append only runs of the same profile and settings"
+            )
 
 
 def data(config: dict) -> tuple[Dataset, Dataset]:
@@ -170,13 +186,15 @@ def run(
         return None
     results = record("parallel", profile, config, runs, started)
     path = Path(out) / "parallel.json"
-    if append and path.exists():
-        old = json.loads(path.read_text())
-        if old["config"] != json.loads(json.dumps(config)):
-            raise ValueError(f"--append: {path} was written with other settings")
-        results["runs"] = old["runs"] + results["runs"]
-        results["wall_seconds"] = round(old["wall_seconds"] + results["wall_seconds"], 2)
-    log(f"wrote {save(results, Path(out))}")
+    with locked(path, log):  # another writer on this --out goes first, then this one
+        if append and path.exists():
+            check_target(out, config, append)  # (checked before the work, too)
+            old = read(path, "parallel")
+            results["runs"] = old["runs"] + results["runs"]
+            results["wall_seconds"] = round(old["wall_seconds"] + results["wall_seconds"], 2)
+        elif path.exists():  # never lose earlier measurements
+            log(f"{path} holds earlier runs: moved it to {move_aside(path)} (--append adds to it)")
+        log(f"wrote {save(results, Path(out))}")
     return results
 
 

@@ -6,7 +6,9 @@ entries for a list, and for a *per-method* setting (a mapping such as
 ``lr = {"bprop": 0.001, "dni": 0.0003, "cdni": 0.001}``) a mapping from method names to
 such values. A per-method override may name only some methods; the others keep the
 profile's values. Some keys also have a range (``RULES``): learning rates are >= 0,
-sizes >= 1, ``p_update`` in (0, 1], names one of a known set.
+sizes >= 1, ``p_update`` in (0, 1], names one of a known set. The lists that span an
+experiment's grid (``AXES``: seeds, depths, methods, ...) hold each value once. A
+setting that is off in the profile (``None``) takes ``null`` or a value within its range.
 
 A bad value raises :class:`SettingError` (a ValueError) with one line naming the setting,
 what it expects (with an example built from the profile's value) and what it got.
@@ -36,6 +38,9 @@ RULES: dict[str, tuple[str, Any]] = {
     "p_update": PROBABILITY,
     **dict.fromkeys(("seeds", "staleness"), WHOLE_0),
 }
+# The lists whose product is an experiment's grid: a value twice would run a run twice.
+AXES = ("seeds", "depths", "truncations", "tasks", "methods", "p_update", "staleness")
+AXES += ("modes", "ks", "datasets")
 CHOICES = {
     "tasks": ("copy", "repeat_copy"),
     "modes": ("sg", "unlock"),
@@ -43,6 +48,25 @@ CHOICES = {
     "methods": ("bprop", "dni", "cdni", "dni_aux"),
     "criterion": ("xent_bits", "wrong_bits"),
 }
+
+
+def parse(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items as a dict; VALUE is JSON (``3000``, ``[3, 6]``,
+    ``{"dni": [1024]}``) or else a plain string. A SettingError for an item without
+    ``=`` or a key given twice."""
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SettingError(f"--set expects KEY=VALUE, got {item!r}")
+        if key in overrides:
+            raise SettingError(f"--set {key}: given twice; give each setting once")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
 
 
 def configure(
@@ -99,8 +123,10 @@ def check_overrides(config: dict, overrides: dict, choices: dict | None = None) 
 def _check(key: str, default: Any, value: Any, names: dict) -> Any:
     """``value`` if it fits the shape of ``default`` (the profile's value) and the rules."""
     example = f"e.g. --set '{key}={json.dumps(default)}'"
-    if default is None:  # a setting that is off by default takes any value
-        return value
+    if default is None:  # off by default: null, or a value within the key's range
+        if value is None or key not in RULES or _fits(names, key, 1, value) is not None:
+            return value
+        raise _error(key, f"null or {RULES[key][0]}", value)
     if isinstance(default, dict):  # a per-method setting
         single = _describe(names, key, next(iter(default.values())))
         inner = _plural(single)
@@ -117,6 +143,10 @@ def _check(key: str, default: Any, value: Any, names: dict) -> Any:
     fitted = _fits(names, key, default, value)
     if fitted is None:
         raise _error(key, f"{_describe(names, key, default)}, {example}", value)
+    if key in AXES and isinstance(fitted, list):
+        twice = sorted({json.dumps(v) for v in fitted if fitted.count(v) > 1})
+        if twice:
+            raise _error(key, f"each value once ({', '.join(twice)} is repeated)", value)
     return fitted
 
 

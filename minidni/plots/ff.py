@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,8 +11,10 @@ import numpy as np
 from .common import (
     COLORS,
     LABELS,
+    draw,
     error_bars,
     load,
+    mark,
     mean_band,
     plain_log_y,
     save_figure,
@@ -23,9 +26,8 @@ def plot_ff(results: dict, path: Path) -> Path:
     """Test error vs steps, one panel per depth, Bprop / DNI / cDNI (mean, min-max band)."""
     config = results["config"]
     depths = config["depths"]
-    fig, axes = plt.subplots(
-        1, len(depths), figsize=(3.2 * len(depths), 3.2), sharey=True, squeeze=False
-    )
+    width = max(3.2 * len(depths), 6.4)  # room for the caption with one or two depths
+    fig, axes = plt.subplots(1, len(depths), figsize=(width, 3.4), sharey=True, squeeze=False)
     for ax, depth in zip(axes[0], depths):
         for method in config["methods"]:
             runs = [r for r in results["runs"] if r["depth"] == depth and r["method"] == method]
@@ -41,7 +43,9 @@ def plot_ff(results: dict, path: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("MNIST test error (%)")
     axes[0][0].legend()
-    fig.suptitle(f"Every layer decoupled, MNIST MLP ({subtitle(results)})", fontsize=9)
+    title = f"Every layer decoupled, MNIST MLP ({subtitle(results)})"
+    fig.suptitle(textwrap.fill(title, int(width * 14)), fontsize=9)
+    mark(fig, results)
     return save_figure(fig, path)
 
 
@@ -76,15 +80,21 @@ def plot_update_prob(results: dict, path: Path) -> Path:
     ax.set_title(f"{config['depth']} hidden layers, {config['steps']} steps", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.text(0.5, 0.01, subtitle(results), ha="center", fontsize=7)
-    return save_figure(fig, path, rect=(0, 0.04, 1, 1))
+    fig.text(0.5, 0.01, textwrap.fill(subtitle(results), 80), ha="center", fontsize=7)
+    mark(fig, results)
+    return save_figure(fig, path, rect=(0, 0.06, 1, 1))
 
 
 def make(results_dir: Path, out_dir: Path) -> list[Path]:
     """``ff.png`` and ``update_prob.png`` from the results found in ``results_dir``."""
     paths = []
     if (results := load(results_dir, "ff")) is not None:
-        paths.append(plot_ff(results, out_dir / "ff.png"))
+        paths += draw(f"{results_dir}/ff.json", plot_ff, results, out_dir / "ff.png")
     if (results := load(results_dir, "update-prob")) is not None:
-        paths.append(plot_update_prob(results, out_dir / "update_prob.png"))
+        paths += draw(
+            f"{results_dir}/update-prob.json",
+            plot_update_prob,
+            results,
+            out_dir / "update_prob.png",
+        )
     return paths

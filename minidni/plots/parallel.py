@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..experiments.parallel import configuration, cpu_bound_rate
-from .common import load, plain_log_y, save_figure, subtitle
+from .common import draw, load, mark, plain_log_y, save_figure, subtitle
 
 COLORS = {"bprop": "black", "dni": "tab:blue", "cdni": "tab:red", "unlock": "tab:green"}
 
@@ -70,6 +70,7 @@ def plot(results: dict, path: Path) -> Path:
         fontsize=8,
     )
     fig.suptitle(f"Decoupled modules on MPI ranks ({subtitle(results)})", fontsize=9)
+    mark(fig, results)
     return save_figure(fig, path)
 
 
@@ -79,4 +80,4 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     if results is None:
         return []
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return [plot(results, Path(out_dir) / "parallel.png")]
+    return draw(f"{results_dir}/parallel.json", plot, results, Path(out_dir) / "parallel.png")

@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib import ticker
 
 from ..tbptt import canonical_method
-from .common import COLORS, LABELS, load, save_figure, subtitle
+from .common import COLORS, LABELS, draw, load, mark, save_figure, subtitle
 
 METHOD_ORDER = ("bprop", "dni", "dni_aux")
 WIDTHS = {"bprop": 3.0, "dni": 2.0, "dni_aux": 1.2}  # overlapping step curves stay visible
@@ -100,6 +100,7 @@ def plot_copy(results: dict, path: Path) -> Path:
         "Length solved under the curriculum: median over seeds, min-max band\n" + subtitle(results),
         fontsize=8,
     )
+    mark(fig, results)
     return save_figure(fig, path, dpi=110)
 
 
@@ -159,13 +160,15 @@ def plot_sg_quality(results: dict, path: Path) -> Path:
             if row == len(rows) - 1:
                 ax.set_xlabel("sequences seen")
         axes[row][0].set_ylabel(ylabel, fontsize=8)
-    axes[0][-1].legend(fontsize=6, ncol=2)
+    if axes[0][-1].get_legend_handles_labels()[0]:  # no DNI run finished: no lines
+        axes[0][-1].legend(fontsize=6, ncol=2)
     fig.suptitle(
         "How good is the synthetic gradient? R$^2$: 1 perfect, 0 the batch mean (or zero); "
         "cosine: does it point the right way? (median over seeds; axes cut at -1)\n"
         + subtitle(results),
         fontsize=8,
     )
+    mark(fig, results)
     return save_figure(fig, path, dpi=110)
 
 
@@ -198,6 +201,7 @@ def plot_ptb(results: dict, path: Path) -> Path:
         f"legend\n{subtitle(results)}",
         fontsize=8,
     )
+    mark(fig, results)
     return save_figure(fig, path, dpi=110)
 
 
@@ -301,13 +305,18 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if copy is not None:
-        paths.append(plot_copy(copy, out_dir / "rnn_copy.png"))
-        if has_sg_quality(copy):
-            paths.append(plot_sg_quality(copy, out_dir / "rnn_sg_quality.png"))
+        what = f"{results_dir}/rnn-copy.json"
+        paths += draw(what, plot_copy, copy, out_dir / "rnn_copy.png")
+        if paths and has_sg_quality(copy):  # drawn: the runs have their curves
+            paths += draw(what, plot_sg_quality, copy, out_dir / "rnn_sg_quality.png")
     if ptb is not None:
-        paths.append(plot_ptb(ptb, out_dir / "rnn_ptb.png"))
-    paths.append(plot_table(copy, ptb, out_dir / "rnn_table.png"))
-    md = out_dir / "rnn_table.md"
-    md.write_text(_markdown(copy, ptb))
-    paths.append(md)
+        paths += draw(f"{results_dir}/rnn-ptb.json", plot_ptb, ptb, out_dir / "rnn_ptb.png")
+    what = "the rnn-copy and rnn-ptb results (Table 1)"
+    paths += draw(what, plot_table, copy, ptb, out_dir / "rnn_table.png")
+    paths += draw(what, _write_markdown, copy, ptb, out_dir / "rnn_table.md")
     return paths
+
+
+def _write_markdown(copy: dict | None, ptb: dict | None, path: Path) -> Path:
+    path.write_text(_markdown(copy, ptb))
+    return path

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib import ticker
 
 from ..experiments.unlock import MODE_LABELS, errors
-from .common import COLORS, LABELS, error_bars, load, plain_log_y, save_figure, subtitle
+from .common import COLORS, LABELS, draw, error_bars, load, mark, plain_log_y, save_figure, subtitle
 
 LINESTYLES = {"sg": "-", "unlock": "--"}
 
@@ -52,6 +52,7 @@ def plot_p_update(results: dict, path: Path) -> Path:
         f"{config['depth']} hidden layers, {config['steps']} steps ({subtitle(results)})",
         fontsize=8,
     )
+    mark(fig, results)
     return save_figure(fig, path)
 
 
@@ -73,6 +74,7 @@ def plot_staleness(results: dict, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.text(0.5, 0.01, subtitle(results), ha="center", fontsize=7)
+    mark(fig, results)
     return save_figure(fig, path, rect=(0, 0.04, 1, 1))
 
 
@@ -82,7 +84,7 @@ def make(results_dir: Path, out_dir: Path) -> list[Path]:
     if results is None:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        plot_p_update(results, out_dir / "unlock_p_update.png"),
-        plot_staleness(results, out_dir / "unlock_staleness.png"),
-    ]
+    what = f"{results_dir}/unlock.json"
+    return draw(what, plot_p_update, results, out_dir / "unlock_p_update.png") + draw(
+        what, plot_staleness, results, out_dir / "unlock_staleness.png"
+    )

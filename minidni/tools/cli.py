@@ -16,7 +16,7 @@ parallel (under mpiexec -n K: one module per MPI rank, really concurrent).
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
 import os
 import sys
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import backend
+from . import progress, threads
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -53,14 +54,20 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     from .. import experiments
+    from ..experiments import preflight, results
+    from ..experiments.settings import parse
 
-    try:  # a typo in a setting, or an --out that cannot be written, fails before any run
-        overrides = dict(_setting(item) for item in args.set)
-        experiments.configure(args.name, args.profile, overrides)
-        _writable_folder(Path(args.out), "--out")
+    out = Path(args.out) if args.out is not None else experiments.default_out(args.profile)
+    try:  # everything that can be wrong fails here, before any run
+        overrides = parse(args.set)
+        config = experiments.configure(args.name, args.profile, overrides)
+        preflight.check(args.name, config)
+        _writable_folder(out, "--out")
+        results.check_target(out / f"{args.name}.json")
+        preflight.fetch_data(args.name, config)  # a DataError: one line, exit 2 (main)
     except ValueError as e:
         return _fail(e)
-    experiments.run(args.name, args.profile, Path(args.out), overrides=overrides)
+    experiments.run(args.name, args.profile, out, overrides=overrides, blas_threads=args.threads)
     return 0
 
 
@@ -70,32 +77,64 @@ def _writable_folder(path: Path, option: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"{option}: cannot use {str(path)!r} as a folder ({e.strerror})") from e
-    if not os.access(path, os.W_OK):
+    if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"{option}: the folder {str(path)!r} is not writable")
 
 
-def _setting(item: str) -> tuple[str, object]:
-    """``KEY=VALUE`` from ``--set``; VALUE is JSON (``3000``, ``[3, 6]``, ``{"dni": [1024]}``)
-    or else a plain string."""
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+def _folder(text: str) -> str:
+    """An argparse type: a folder name (not empty)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expects a folder name, got {text!r}")
+    return text
+
+
+FIGURE_NAMES = ("parallel",)  # figures of results that `minidni parallel` writes
 
 
 def _figures(args: argparse.Namespace) -> int:
     from .. import experiments
+    from ..experiments import results
+
+    results_dir = experiments.default_out(args.run or "quick")
+    if args.results:
+        results_dir = Path(args.results)
+    out = Path(args.out) if args.out else results_dir / "figures"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return _fail(ValueError("minidni figures needs matplotlib: pip install matplotlib"))
+    if args.run:  # regenerate from scratch: check every experiment's settings, then run them
+        names = args.only or list(experiments.EXPERIMENTS)
+        try:
+            if any(n in FIGURE_NAMES for n in names):
+                raise ValueError(
+                    "--only: parallel runs under MPI (mpiexec -n 2 minidni parallel), not with "
+                    "--run; draw its figure without --run"
+                )
+            for name in names:
+                experiments.check(name, experiments.configure(name, args.run))
+            _writable_folder(results_dir, "--results")
+            for name in names:
+                results.check_target(results_dir / f"{name}.json")
+        except ValueError as e:
+            return _fail(e)
+        for name in names:
+            experiments.run(name, args.run, results_dir, blas_threads=args.threads)
+    elif not results_dir.is_dir():
+        found = sorted(str(p) for p in Path("results").glob("*") if p.is_dir())
+        hint = f"; results folders here: {', '.join(found)}" if found else ""
+        return _fail(ValueError(f"--results: there is no folder {str(results_dir)!r}{hint}"))
+    try:
+        _writable_folder(out, "--out")
+    except ValueError as e:
+        return _fail(e)
     from ..plots import make_all
 
-    if args.run:  # regenerate from scratch: run the experiments first
-        names = args.only or list(experiments.EXPERIMENTS)
-        for name in names:
-            experiments.run(name, args.run, Path(args.results))
-    for path in make_all(Path(args.results), Path(args.out)):
+    paths = make_all(results_dir, out, args.only)
+    for path in paths:
         print(path)
+    if not paths:
+        print(f"minidni figures: no figure drawn from {results_dir}", file=sys.stderr)
     return 0
 
 
@@ -183,22 +222,42 @@ def _names(valid: Sequence[str]) -> Callable[[str], list[str]]:
 
 
 def _parallel(args: argparse.Namespace) -> int:
-    from ..experiments import parallel
+    from ..data import DataError
+    from ..experiments import parallel, preflight
+    from ..experiments.settings import parse
 
     comm = parallel.communicator()
-    try:
-        overrides = dict(_setting(item) for item in args.set)
+    ranks = 1 if comm is None else comm.Get_size()
+    root = comm is None or comm.Get_rank() == 0
+    out = Path(args.out) if args.out is not None else Path("results") / args.profile
+    error = None
+    try:  # every check before any work, on every rank
+        overrides = parse(args.set)
         if args.staleness is not None:
             overrides["staleness"] = args.staleness
-        parallel.configure(parallel.PROFILES, args.profile, overrides)
+        config = parallel.configure(parallel.PROFILES, args.profile, overrides)
         modes = args.mode.split(",") if args.mode else list(parallel.pipeline.MODES)
         parallel.check_modes(modes)
-    except ValueError as e:
-        return _fail(e)
+        preflight.check("parallel", config)
+        if ranks > 1 and ranks != len(config["layout"]):
+            raise ValueError(
+                f"{ranks} ranks for a layout of {len(config['layout'])} modules: start "
+                f"mpiexec -n {len(config['layout'])}, or give a layout of {ranks} modules"
+            )
+        if root:
+            _writable_folder(out, "--out")
+            parallel.check_target(out, config, args.append)
+        preflight.fetch_data("parallel", config)
+    except (ValueError, DataError) as e:
+        error = str(e)
+    if ranks > 1:  # all ranks stop together, or none does
+        error = next((e for e in comm.allgather(error) if e), None)
+    if error is not None:
+        return _fail(ValueError(error)) if root else 2
     try:
-        parallel.run(args.profile, Path(args.out), modes, comm, overrides, args.append)
+        parallel.run(args.profile, out, modes, comm, overrides, args.append)
     except Exception as e:  # one rank's error must end every rank, not leave them waiting
-        if comm is None or comm.Get_size() == 1:
+        if ranks == 1:
             raise
         print(f"minidni parallel: rank {comm.Get_rank()}: error: {e}", file=sys.stderr, flush=True)
         # mpiexec forwards a rank's output through a pipe that Abort tears down at once;
@@ -208,8 +267,25 @@ def _parallel(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``minidni`` console script."""
+PROFILE_HELP = (
+    "how big: smoke (seconds; for the tests), quick (the default: up to about 30 minutes "
+    "on a 2-core CPU), long (rnn-copy only: hours on a CPU), full (the paper's scale, for "
+    "a GPU)"
+)
+THREADS_HELP = (
+    "BLAS threads of every run (default: 1, or $MINIDNI_THREADS, $OMP_NUM_THREADS, ...). "
+    "The count changes the last bits of the numbers, so it is recorded, and a resumed "
+    "run must use the same"
+)
+EXIT_STATUS = (
+    "Exit status: 0 done; 2 a bad argument, setting, file or environment variable (one "
+    "line on stderr, before any work); 1 the work itself failed; 130 interrupted (Ctrl-C)."
+)
+
+
+def _parser() -> Parser:
+    """The ``minidni`` command line: one subcommand per job, each with full help."""
+    from .. import __version__
     from ..decoupled import METHODS
     from ..experiments import EXPERIMENTS, PROFILE_NAMES
 
@@ -217,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="minidni",
         description="Synthetic gradients (Decoupled Neural Interfaces, Jaderberg et al. 2017) "
         "from scratch: train, reproduce the paper's experiments, draw the figures.",
-        epilog="Run 'minidni COMMAND --help' for the options of one command.",
+        epilog="Run 'minidni COMMAND --help' for the options of one command. " + EXIT_STATUS,
     )
+    parser.add_argument("--version", action="version", version=f"minidni {__version__}")
     parser.add_argument(
         "--backend",
         choices=backend.BACKENDS,
@@ -235,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Train the paper's MNIST network (784-256-256-10) once per method and "
         "print the test error after every epoch. bprop is ordinary backpropagation; with "
         "dni and cdni every layer learns only from a synthetic gradient (cdni: one that "
-        "also sees the label).",
+        "also sees the label). MNIST is read from $MINIDNI_DATA_DIR/mnist, else from the "
+        "per-user cache (downloaded on first use).",
+        epilog=EXIT_STATUS,
     )
     p.add_argument("--epochs", type=_whole(1), default=5, help="passes over the training set")
     p.add_argument(
@@ -245,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"which methods, comma-separated, out of {', '.join(METHODS)} (default: bprop,cdni)",
     )
     p.add_argument("--seed", type=_whole(0), default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=_whole(1), help=THREADS_HELP)
     p.set_defaults(func=_demo)
 
     p = sub.add_parser(
@@ -261,19 +341,21 @@ def main(argv: list[str] | None = None) -> int:
         "reproduce",
         help="run one of the paper's experiments and write its results file",
         description=f"Run one of the paper's experiments ({experiments}) and write "
-        "OUT/NAME.json. Each finished run is saved at once: if the command is stopped, "
-        "running it again with the same --out skips the runs already done.",
+        "OUT/NAME.json. Every setting is checked before any run starts. Each finished run "
+        "is saved at once: if the command is stopped, running it again with the same "
+        "--out skips the runs already done. A results file that the new results would "
+        "not keep whole (other settings, profile, code or BLAS threads) is renamed to "
+        "NAME.<time>.json beside it, never overwritten; a second command on the same --out "
+        "waits for the first. Every experiment has the profiles smoke, quick and full; "
+        "rnn-copy also long.",
+        epilog=EXIT_STATUS,
     )
     p.add_argument("name", choices=list(EXPERIMENTS), help=f"which experiment: {experiments}")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="quick", help=PROFILE_HELP)
     p.add_argument(
-        "--profile",
-        choices=PROFILE_NAMES,
-        default="quick",
-        help="how big: smoke (seconds, for tests), quick (minutes on a laptop, the "
-        "default), long (rnn-copy only: hours on a CPU), full (the paper's scale, for a GPU)",
-    )
-    p.add_argument(
-        "--out", default="results", help="folder for the results file (default: results)"
+        "--out",
+        type=_folder,
+        help="folder for the results file (default: results/PROFILE, e.g. results/quick)",
     )
     p.add_argument(
         "--set",
@@ -282,29 +364,43 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="change one setting of the profile; VALUE is JSON, e.g. --set steps=20000 "
         "--set depths=[3] --set 'lr={\"dni\": 0.0001}' (a per-method setting). "
-        "Repeat for several; the results file records them.",
+        "Repeat for several settings (each once); the results file records them.",
     )
+    p.add_argument("--threads", type=_whole(1), help=THREADS_HELP)
     p.set_defaults(func=_reproduce)
 
     p = sub.add_parser(
         "figures",
         help="draw the figures from the results files",
-        description="Draw every figure whose results file is in --results, into --out.",
+        description="Draw every figure whose results file is in --results, into --out. "
+        "A results file that cannot be read is named and skipped; the other figures are "
+        "drawn. A figure of an unfinished results file, or with diverged runs, says so "
+        "on the figure. The committed figures of minidni (figures/) change only with "
+        "--out figures.",
+        epilog=EXIT_STATUS,
     )
     p.add_argument(
-        "--results", default="results", help="folder of results files (default: results)"
+        "--results",
+        type=_folder,
+        help="folder of results files (default: results/PROFILE of --run, else results/quick)",
     )
-    p.add_argument("--out", default="figures", help="folder for the PNG files (default: figures)")
+    p.add_argument(
+        "--out", type=_folder, help="folder for the PNG files (default: RESULTS/figures)"
+    )
     p.add_argument(
         "--run",
         choices=[p for p in PROFILE_NAMES if p != "long"],
-        help="first run the experiments with this profile (e.g. --run quick redoes everything)",
+        help="first run the experiments with this profile, into --results (e.g. --run quick "
+        "redoes everything; runs already in --results are kept)",
     )
+    names = list(EXPERIMENTS) + list(FIGURE_NAMES)
     p.add_argument(
         "--only",
-        type=_names(list(EXPERIMENTS)),
-        help=f"with --run: which experiments, comma-separated, out of {experiments}",
+        type=_names(names),
+        help=f"only these experiments' figures (and runs, with --run), comma-separated, out "
+        f"of {', '.join(names)}",
     )
+    p.add_argument("--threads", type=_whole(1), help="with --run: " + THREADS_HELP)
     p.set_defaults(func=_figures)
 
     p = sub.add_parser(
@@ -345,9 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         "ones), dni and cdni (each rank updates from a synthetic gradient at once, so the "
         "ranks work as a pipeline) and unlock (synthetic inputs as well). Writes "
         "OUT/parallel.json: steps per second, waiting times, staleness and the learning "
-        "curve of every run. Start it as 'mpiexec -n K minidni parallel' with one BLAS "
-        "thread per rank (OMP_NUM_THREADS=1); without mpiexec each mode runs as its "
-        "one-process simulation, the baseline to compare with.",
+        "curve of every run. Start it as 'mpiexec -n K minidni parallel' (the extra mpi: "
+        "pip install -e '.[mpi]'); each rank uses one BLAS thread unless $OMP_NUM_THREADS "
+        "(or $MINIDNI_THREADS) asks for more. Without mpiexec each mode runs as its "
+        "one-process simulation, the baseline to compare with. Every argument, setting, "
+        "--out and --append target is checked on every rank before any work.",
+        epilog=EXIT_STATUS,
     )
     p.add_argument(
         "--profile",
@@ -356,7 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         help="smoke (a small net, seconds) or quick (784-480-64 | 64-544-544-10, 1000 steps; "
         "the default)",
     )
-    p.add_argument("--out", default="results", help="folder for parallel.json (default: results)")
+    p.add_argument(
+        "--out",
+        type=_folder,
+        help="folder for parallel.json (default: results/PROFILE); an earlier parallel.json "
+        "there is renamed to parallel.<time>.json unless --append",
+    )
     p.add_argument(
         "--mode",
         help="which modes, comma-separated, out of bprop, dni, cdni, unlock (default: all)",
@@ -377,25 +481,57 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change one setting of the profile (VALUE is JSON), e.g. --set steps=200",
+        help="change one setting of the profile (VALUE is JSON), e.g. --set steps=200; "
+        "repeat for several settings",
     )
     p.set_defaults(func=_parallel)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``minidni`` console script."""
+    parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0), or a bad argument (2, after one line on stderr)
         return int(e.code or 0)
-    try:
+    try:  # the environment is input too: checked before any work
         backend.set_backend(args.backend or os.environ.get("MINIDNI_BACKEND", "numpy"))
+        progress.check_environment()
+        if args.command not in ("gradcheck", "bench"):  # the commands that read data
+            from ..data import cache
+
+            cache.check_environment()
+        count = None  # bench sets its own threads (--threads)
+        if args.command != "bench":
+            count = threads.requested(getattr(args, "threads", None))
     except (ValueError, backend.BackendError) as e:
         return _fail(e)
     try:
-        return args.func(args)
+        with threads.limit(count) if count is not None else contextlib.nullcontext():
+            status = args.func(args)
+        sys.stdout.flush()  # a broken pipe shows here, not in the interpreter's exit
+        return status
     except _user_errors() as e:
         return _fail(e)
     except KeyboardInterrupt:  # the experiment runner has saved what finished, and said so
         print("minidni: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `minidni ... | head`: the reader is gone; what ran is saved
+        _silence_stdout()
+        return 141  # as a process ended by SIGPIPE
+    except MemoryError:
+        print("minidni: error: out of memory; lower the sizes of the run", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. the disk filled up while writing results
+        print(f"minidni: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _fail(error: Exception) -> int:

@@ -6,9 +6,10 @@ every ``MINIDNI_PROGRESS_SECONDS`` seconds (default 60), e.g.::
 
     ff depth=3 dni seed=0: step 1200/3000 (40%), 0:01:10 elapsed, about 0:01:45 left
 
-``MINIDNI_PROGRESS=off`` silences both; ``=lines`` forces lines on a terminal too. The
-runner (:mod:`minidni.experiments.runner`) names the current run with :func:`set_run`
-and adds the overall estimate after each finished run (:func:`eta_line`).
+``MINIDNI_PROGRESS=off`` silences both; ``=lines`` forces lines on a terminal too
+(``auto``, the default, chooses). :func:`check_environment` refuses other values before
+any work starts. The runner (:mod:`minidni.experiments.runner`) names the current run
+with :func:`set_run` and adds the overall estimate after each finished run (:func:`eta_line`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,31 @@ import sys
 import time
 
 _run = {"label": "", "bars": True}
+MODES = ("auto", "lines", "off")
+
+
+def settings() -> tuple[str, float]:
+    """(``MINIDNI_PROGRESS``, ``MINIDNI_PROGRESS_SECONDS``) from the environment; a
+    ValueError naming the variable when one cannot be used."""
+    mode = os.environ.get("MINIDNI_PROGRESS", "auto").strip() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"MINIDNI_PROGRESS: expects one of {', '.join(MODES)}, got {mode!r}")
+    text = os.environ.get("MINIDNI_PROGRESS_SECONDS", "60")
+    try:
+        every = float(text)
+    except ValueError:
+        every = float("nan")
+    if not every >= 0 or every == float("inf"):
+        raise ValueError(
+            f"MINIDNI_PROGRESS_SECONDS: expects seconds between progress lines, a number "
+            f">= 0, got {text!r}"
+        )
+    return mode, every
+
+
+def check_environment() -> None:
+    """A ValueError (before any work) if a progress variable cannot be used."""
+    settings()
 
 
 def set_run(label: str, bars: bool = True) -> None:
@@ -46,11 +72,10 @@ class Progress:
     the end."""
 
     def __init__(self, total: int, unit: str = "step"):
-        mode = os.environ.get("MINIDNI_PROGRESS", "auto")
+        mode, self.every = settings()
         self.total, self.unit, self.n = total, unit, 0
         self.label = _run["label"] or "training"
         self.started = self.last = time.perf_counter()
-        self.every = float(os.environ.get("MINIDNI_PROGRESS_SECONDS", "60"))
         self.bar = None
         self.lines = mode != "off"
         if mode == "auto" and _run["bars"] and sys.stderr.isatty():
