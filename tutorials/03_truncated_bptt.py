@@ -293,10 +293,12 @@ print(f"fresh M (zero): max |dx - dx truncated| = {fresh_max_diff:.2e}")
 # the paper's criterion, the cross-entropy in bits, which is stricter.
 #
 # We train both methods with T = 2, as in sections 3 and 4, on the same batches, for
-# three seeds. With T = 2, N = 1 (3 steps: bit, delimiter, output) needs no gradient
-# across a boundary: the output step and the delimiter share a segment, and the pattern
-# step's trace survives one step. N = 2 (5 steps, segments `[0, 1], [2, 3], [4]`) does:
-# both pattern steps lie in the first segment, both outputs in later ones.
+# three seeds. With T = 2 even N = 1 (3 steps: pattern, delimiter, output; segments
+# `[0, 1], [2]`) has its output in a later segment than its input, but only two steps
+# later: a trace of the pattern survives that long in the state by accident, and the
+# readout can learn to decode it without any gradient across the boundary. N = 2 (5
+# steps, segments `[0, 1], [2, 3], [4]`) asks for more: both pattern steps lie in the
+# first segment, the outputs three steps later, in the next segments.
 #
 # For DNI we also record how well M predicts its targets, summed over each interval of
 # `LOG_EVERY` batches with `minidni.sg_quality` (section 6 reads these numbers).
@@ -377,7 +379,7 @@ show(fig, "03_copy_training")
 
 # %% [markdown]
 # (In FAST mode the numbers mean nothing.) Both methods pass N = 1 within a few hundred
-# batches; there the output sits next to its input. At N = 2 truncated BPTT has no
+# batches, from that accidental trace. At N = 2 truncated BPTT has no
 # gradient that asks the core to keep the first segment's bits for the outputs in the
 # next segments; its error still falls slowly (the state keeps *some* trace of them by
 # accident, and the readout learns to decode it), but within this budget it stays at
