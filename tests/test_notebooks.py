@@ -1,12 +1,12 @@
-"""Every tutorial chapter is committed as an executed notebook whose code is the script's.
+"""Every tutorial chapter is committed as an executed notebook whose cells are the script's.
 
 The scripts (``tutorials/NN_*.py``) are the source of truth and what the other tutorial
 tests run; ``python tutorials/make_notebooks.py`` regenerates the notebooks. These
-checks are cheap (no notebook is executed here): the notebook's code cells equal the
-script's, every code cell ran (in order), none ended in an error, the chapter's figures
-(at least three) are in the notebook, so a reader browsing the repository sees them, and
-no progress lines of training runs are. Each chapter states its measured run time in its
-header and in tutorials/README.md; the two must agree.
+checks are cheap (no notebook is executed here): the notebook's code and text cells
+equal the script's, every code cell ran (in order), none ended in an error, the
+chapter's figures (at least three) are in the notebook, so a reader browsing the
+repository sees them, and no progress lines of training runs are. Each chapter states
+its measured run time in its header and in tutorials/README.md; the two must agree.
 """
 
 from __future__ import annotations
@@ -38,8 +38,12 @@ def test_notebook_is_the_executed_script(script):
     assert path.exists(), f"{path.name} is missing; {REGENERATE}"
     notebook = nbformat.read(path, as_version=4)
     cells = code_cells(notebook)
-    expected = [c.source for c in code_cells(jupytext.read(script))]
+    source = jupytext.read(script)
+    expected = [c.source for c in code_cells(source)]
     assert [c.source for c in cells] == expected, f"{path.name} is out of date; {REGENERATE}"
+    text = [c.source for c in notebook.cells if c.cell_type == "markdown"]
+    expected_text = [c.source for c in source.cells if c.cell_type == "markdown"]
+    assert text == expected_text, f"{path.name}'s text is out of date; {REGENERATE}"
     assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), "not executed"
     outputs = [o for c in cells for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

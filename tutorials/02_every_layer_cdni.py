@@ -33,7 +33,8 @@
 # Run time: about 3.5 minutes on a laptop (measured: 196 CPU seconds with one BLAS
 # thread, `OMP_NUM_THREADS=1`, on a 2-core machine), nearly half of it the CNN of section
 # 6. A longer CNN run is in the optional last section: set `FULL = True` below (or
-# `MINIDNI_TUTORIAL_FULL=1`) to run it, about 15 more minutes.
+# `MINIDNI_TUTORIAL_FULL=1`) to run it: about 10 more minutes (the whole chapter with it
+# took 775 CPU seconds, measured the same way).
 
 # %%
 import copy
@@ -506,7 +507,7 @@ show(fig, "02_cnn_maps")
 #
 # Off by default: set `FULL = True` at the top (or run with `MINIDNI_TUTORIAL_FULL=1`).
 # The CNN of section 6 for 1800 steps (about two epochs) with Bprop, DNI and cDNI,
-# evaluated along the way: about 15 minutes on a laptop.
+# evaluated along the way: about 10 minutes on a laptop.
 
 # %%
 if FULL:
