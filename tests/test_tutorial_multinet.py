@@ -1,9 +1,11 @@
-"""Chapter 5 (tutorials/05_multi_network.py) runs in FAST mode and shows what it claims."""
+"""Chapter 5 (tutorials/05_multi_network.py) runs in FAST mode and shows what it claims.
+
+How long the chapter takes is stated (and measured) in tutorials/README.md, not tested here.
+"""
 
 from __future__ import annotations
 
 import runpy
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,17 +14,14 @@ import pytest
 pytestmark = pytest.mark.mnist
 
 CHAPTER = Path(__file__).resolve().parents[1] / "tutorials" / "05_multi_network.py"
-TIME_LIMIT_S = 20.0  # CPU seconds of this process: wall time on a shared machine varies
 
 
-def test_multi_network_chapter(mnist_dir, monkeypatch, capsys):
+def test_multi_network_chapter(mnist_dir, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("MINIDNI_DATA_DIR", str(mnist_dir.parent))
     monkeypatch.setenv("MINIDNI_TUTORIAL_FAST", "1")
-    start = time.process_time()
+    monkeypatch.setenv("MINIDNI_TUTORIAL_FIGURES", str(tmp_path))
     g = runpy.run_path(str(CHAPTER), run_name="__main__")
-    seconds = time.process_time() - start
     assert g["FAST"] is True
-    assert seconds < TIME_LIMIT_S, f"chapter 5 took {seconds:.1f} CPU s in FAST mode"
     # B ticked after each of the 4 full pieces of the 9-step stream, not on the short one
     ticks = [e for e in g["net"].trace if e[0] == "B"]
     assert [e[2] for e in ticks] == [(0, 1), (2, 3), (4, 5), (6, 7)]
@@ -36,3 +35,6 @@ def test_multi_network_chapter(mnist_dir, monkeypatch, capsys):
     assert all(np.isfinite(e["cos"]) for e in runs["dni"])
     out = capsys.readouterr().out
     assert "oracle DNI vs locked" in out and "B reaches" in out
+    # a figure beside each idea: the task, when each network ticks, the training runs
+    saved = {p.name for p in tmp_path.glob("05_*.png")}
+    assert {"05_task.png", "05_ticks.png", "05_multi_network.png"} <= saved

@@ -29,11 +29,18 @@
 # 3. see why the label makes even a *linear* SG model good;
 # 4. let every module update only at random times (`p_update`), as asynchronous workers;
 # 5. decouple every layer of a convolutional net, with convolutional SG models.
+#
+# Run time: about 3.5 minutes on a laptop (measured: 196 CPU seconds with one BLAS
+# thread, `OMP_NUM_THREADS=1`, on a 2-core machine), nearly half of it the CNN of section
+# 6. A longer CNN run is in the optional last section: set `FULL = True` below (or
+# `MINIDNI_TUTORIAL_FULL=1`) to run it: about 10 more minutes (the whole chapter with it
+# took 775 CPU seconds, measured the same way).
 
 # %%
 import copy
 import os
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from minidni import backend
@@ -41,10 +48,12 @@ from minidni.backend import RNG, to_float, to_numpy
 from minidni.data import mnist_datasets
 from minidni.decoupled import build_mlp
 from minidni.losses import softmax_cross_entropy
+from minidni.plots.tutorial import show
 from minidni.schedules import Stochastic
 from minidni.train import Dataset, fit
 
 FAST = os.environ.get("MINIDNI_TUTORIAL_FAST") == "1"
+FULL = os.environ.get("MINIDNI_TUTORIAL_FULL") == "1"  # True: also run the optional section
 STEPS = 40 if FAST else 2000  # training steps of batch 256 per run (2000 = 8.5 epochs)
 SIZES = [784, 256, 256, 256, 10]
 LR = {"bprop": 1e-3, "dni": 3e-4, "cdni": 1e-3}  # Adam learning rate of the modules
@@ -68,11 +77,11 @@ print(f"backend {backend.get_backend()}, FAST={FAST}; train {len(train)}, test {
 
 # %%
 net = build_mlp("cdni", SIZES, RNG(0), lr=LR["cdni"], sg_lr=SG_LR)
-for k, f in enumerate(net.modules):
-    print(f"f_{k + 1} = {f}")
-    if k < len(net.sgs):
-        sg = net.sgs[k]
-        print(f"    M_{k + 2} = {sg.net}  (h_{k + 1}: {sg.d_h}, context c: {sg.d_context})")
+for i, f in enumerate(net.modules, start=1):  # f_i is net.modules[i - 1]
+    print(f"f_{i} = {f}")
+    if i <= len(net.sgs):
+        sg = net.sgs[i - 1]  # M_{i+1}, right after f_i
+        print(f"    M_{i + 1} = {sg.net}  (h_{i}: {sg.d_h}, context c: {sg.d_context})")
 
 # %% [markdown]
 # ## 2. Bootstrapping: where do the SG models' targets come from?
@@ -105,16 +114,17 @@ for k, f in enumerate(net.modules):
 
 # %%
 class OracleSG:
-    """In place of net.sgs[k]: the true gradient at the output of net.modules[k]
-    (per-example units), by backprop through copies of the modules above. Never learns."""
+    """In place of M_{i+1} = net.sgs[i-1]: the true delta_i at the output of f_i =
+    net.modules[i-1] (per-example units), by backprop through copies of the modules
+    above. Never learns."""
 
-    def __init__(self, net, k):
-        self.net, self.k = net, k
+    def __init__(self, net, i):
+        self.net, self.i = net, i
         self.d_context = net.n_classes  # so that net.step passes it the context c
 
     def predict(self, h, c):
         labels = xp.argmax(c, axis=1)
-        above = copy.deepcopy(self.net.modules[self.k + 1 :])  # f_{k+2} .. f_N
+        above = copy.deepcopy(self.net.modules[self.i :])  # f_{i+1} .. f_N
         out, caches = h, []
         for f in above:
             out, cache = f.forward(out)
@@ -137,7 +147,7 @@ small = [784, 32, 32, 32, 10]
 with backend.use_dtype("float64"):
     bprop_net = build_mlp("bprop", small, RNG(3))
     oracle_net = build_mlp("cdni", small, RNG(3))
-    oracle_net.sgs = [OracleSG(oracle_net, k) for k in range(len(oracle_net.sgs))]
+    oracle_net.sgs = [OracleSG(oracle_net, i) for i in range(1, len(oracle_net.sgs) + 1)]
     for start in range(0, 5 * 64, 64):
         x, y = train.take(np.arange(start, start + 64))
         x = backend.asarray(to_numpy(x))  # float32 -> float64
@@ -173,8 +183,22 @@ for method in ("bprop", "dni", "cdni"):
         nets[method], train, test, STEPS, RNG(1), eval_every=max(STEPS // 4, 1), log=print
     )
     errors[method] = history.final_test_error
-    curves[method] = history  # steps and test errors, for the figure at the end
+    curves[method] = history  # steps and test errors, for the figure
 print("test error after", STEPS, "steps:", {m: f"{100 * e:.2f}%" for m, e in errors.items()})
+
+# %% [markdown]
+# The test error along the way:
+
+# %%
+colors = {"bprop": "black", "dni": "tab:blue", "cdni": "tab:red"}
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+for method, h in curves.items():
+    percent = [100 * e for e in h.test_error]
+    ax.plot(h.steps, percent, marker=".", color=colors[method], label=method)
+ax.set(xlabel="step", ylabel="MNIST test error (%)", yscale="log", title="every layer decoupled")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+show(fig, "02_bprop_dni_cdni")
 
 # %% [markdown]
 # cDNI reaches about the test error of Bprop, with every layer below the top learning
@@ -209,8 +233,8 @@ def true_deltas(net, x, y):
     hs, caches = net.forward(x)
     _, dlogits = softmax_cross_entropy(hs[-1], y)
     delta, deltas = dlogits * x.shape[0], []
-    for k in reversed(range(1, len(net.modules))):
-        delta = net.modules[k].backward(delta, caches[k])  # linear in delta: units carry over
+    for i in reversed(range(2, len(net.modules) + 1)):  # f_N .. f_2 return delta_{N-1} .. delta_1
+        delta = net.modules[i - 1].backward(delta, caches[i - 1])  # linear: units carry over
         deltas.append(delta)
     return hs[1:-1], deltas[::-1]
 
@@ -236,6 +260,22 @@ for i, (h, d) in enumerate(zip(hs, deltas), start=1):
     print(
         f"  delta_{i}:  from h_{i} {linear_fit[i][0]:.3f}   from (h_{i}, c) {linear_fit[i][1]:.3f}"
     )
+
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+layers = np.arange(1, len(linear_fit) + 1)
+ax.bar(layers - 0.2, [linear_fit[i][0] for i in layers], 0.4, label="from h_i", color="tab:blue")
+ax.bar(
+    layers + 0.2, [linear_fit[i][1] for i in layers], 0.4, label="from (h_i, c)", color="tab:red"
+)
+ax.set(
+    xticks=layers,
+    xticklabels=[f"delta_{i}" for i in layers],
+    ylim=(0, 1),
+    ylabel="share of E||delta_i||^2 explained",
+    title="a linear model of the true gradient",
+)
+ax.legend(fontsize=8)
+show(fig, "02_linear_fit")
 
 # %% [markdown]
 # At the top, the label makes the gradient almost exactly linear. Now the SG models that
@@ -267,12 +307,25 @@ for method in ("dni", "cdni"):
         f"{method:4s}: cosine(delta_hat_i, delta_i) for i = 1, 2, 3: {sg_cosine[method].round(3)}"
     )
 
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+for shift, method in ((-0.2, "dni"), (0.2, "cdni")):
+    ax.bar(layers + shift, sg_cosine[method], 0.4, label=method, color=colors[method])
+ax.axhline(0, color="gray", linewidth=0.8)
+ax.set(
+    xticks=layers,
+    xticklabels=[f"M_{i + 1}: delta_hat_{i}" for i in layers],
+    ylabel="cosine(delta_hat_i, delta_i)",
+    title="trained SG models, end of training",
+)
+ax.legend(fontsize=8)
+show(fig, "02_sg_cosine")
+
 # %% [markdown]
 # Without the label the linear SG models predict next to nothing at the end of
 # training: once the top of the net fits the data, the part of `delta_i` that `h_i` alone
-# determines is small (chapter 1, section 6). Their useful signal came early. It did
-# help: training only `f_4` on the frozen random hidden layers gives about 13% test
-# error with these settings, DNI about half that. With the label, every SG
+# determines is small (chapter 1, section 6). Their useful signal came early (chapter
+# 1's control, a frozen `f_1`, showed that such early signal does teach the layers below
+# something). With the label, every SG
 # model keeps a clear positive alignment with the true gradient, best at the top, where
 # it is learned from true gradients, and weaker further down, where each target is
 # bootstrapped from the SG model above. That is why cDNI gets close to backprop.
@@ -312,8 +365,8 @@ for p in (0.5, 0.2):
     stochastic_curves[p] = history
 
 # %% [markdown]
-# `net.opts[k].t` counts the Adam steps of `f_{k+1}`, `net.sgs[k].opt.t` those of
-# `M_{k+2}`.
+# `net.opts[i-1].t` counts the Adam steps of `f_i`, `net.sgs[i-1].opt.t` those of
+# `M_{i+1}`.
 
 # %%
 update_counts = {}
@@ -328,36 +381,32 @@ for p, model in stochastic.items():
     )
 
 # %% [markdown]
-# The test error along the way: Bprop, DNI and cDNI (left), and cDNI with modules that
-# update only with probability `p_update` (right).
+# The test error along the way (left) and how often each module updated (right):
 
 # %%
-import matplotlib.pyplot as plt
-
-from minidni.plots.tutorial import show
-
-fig, (ax_m, ax_p) = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-colors = {"bprop": "black", "dni": "tab:blue", "cdni": "tab:red"}
-for method, h in curves.items():
-    ax_m.plot(
-        h.steps, [100 * e for e in h.test_error], marker=".", color=colors[method], label=method
-    )
+fig, (ax_p, ax_u) = plt.subplots(1, 2, figsize=(9, 3.4))
 for p, h in stochastic_curves.items():
     ax_p.plot(h.steps, [100 * e for e in h.test_error], marker=".", label=f"p_update = {p}")
-for ax in (ax_m, ax_p):
-    ax.set(xlabel="step", yscale="log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-ax_m.set(ylabel="MNIST test error (%)", title="every layer decoupled")
-ax_p.set(title="cDNI, stochastic updates")
-show(fig, "02_every_layer_cdni")
+ax_p.set(xlabel="step", ylabel="MNIST test error (%)", yscale="log", title="cDNI, stochastic")
+ax_p.grid(True, which="both", alpha=0.3)
+ax_p.legend(fontsize=8)
+modules = np.arange(1, len(update_counts[1.0]) + 1)
+for shift, (p, counts) in zip((-0.25, 0, 0.25), update_counts.items()):
+    ax_u.bar(modules + shift, counts, 0.25, label=f"p_update = {p}")
+ax_u.set(
+    xticks=modules,
+    xticklabels=[f"f_{i}" for i in modules],
+    ylabel="updates",
+    title=f"updates in {STEPS} forward passes",
+)
+show(fig, "02_stochastic")
 
 # %% [markdown]
 # Training slows down as `p_update` falls, since each module makes fewer updates, but it
 # does not break: no module ever waits for another, and each SG model keeps learning
 # whenever the module above it runs.
 #
-# ## 5. Convolutional nets
+# ## 6. Convolutional nets
 #
 # The paper decouples every layer of CNNs as well, on MNIST and CIFAR-10. Nothing in
 # `DecoupledNet` changes: a module is now a 5x5 convolution + `BatchNorm2d` + ReLU + 3x3
@@ -372,7 +421,7 @@ show(fig, "02_every_layer_cdni")
 # %%
 from minidni.cnn import build_cnn  # noqa: E402
 
-CNN_STEPS = 6 if FAST else 600  # batch 64
+CNN_STEPS = 6 if FAST else 300  # batch 64: a third of an epoch
 CNN_CHANNELS = (4, 4, 4) if FAST else (16, 16, 16)
 maps_train = Dataset(xp.reshape(train.x, (-1, 1, 28, 28)), train.y)  # (N, 1, 28, 28)
 maps_test = Dataset(xp.reshape(test.x, (-1, 1, 28, 28)), test.y)
@@ -382,23 +431,61 @@ cnn = build_cnn("cdni", (1, 28, 28), CNN_CHANNELS, RNG(0))
 hs, _ = cnn.forward(maps_train.x[:8])
 c8 = backend.one_hot(maps_train.y[:8], 10)
 cnn_shapes = []
-for k, sg in enumerate(cnn.sgs):
-    delta_hat, _ = sg.predict(hs[k + 1], c8)
-    cnn_shapes.append((tuple(hs[k + 1].shape), tuple(delta_hat.shape)))
-    print(f"h_{k + 1} {tuple(hs[k + 1].shape)} -> M_{k + 2} -> delta_hat {tuple(delta_hat.shape)}")
+for i, sg in enumerate(cnn.sgs, start=1):  # M_{i+1} reads h_i = hs[i]
+    delta_hat, _ = sg.predict(hs[i], c8)
+    cnn_shapes.append((tuple(hs[i].shape), tuple(delta_hat.shape)))
+    print(f"h_{i} {tuple(hs[i].shape)} -> M_{i + 1} -> delta_hat_{i} {tuple(delta_hat.shape)}")
 
-cnn_errors = {}
+cnns, cnn_errors = {}, {}
 for method in ("bprop", "cdni"):
     print(f"== CNN {method}")
-    net = build_cnn(method, (1, 28, 28), CNN_CHANNELS, RNG(0), lr=1e-3, sg_lr=1e-3)
-    history = fit(net, maps_train, maps_test, CNN_STEPS, RNG(1), 64, CNN_STEPS, log=print)
+    cnns[method] = build_cnn(method, (1, 28, 28), CNN_CHANNELS, RNG(0), lr=1e-3, sg_lr=1e-3)
+    history = fit(cnns[method], maps_train, maps_test, CNN_STEPS, RNG(1), 64, CNN_STEPS, log=print)
     cnn_errors[method] = history.final_test_error
 
 # %% [markdown]
 # Pooling sits inside each module, so the SG models see the pooled maps: (16, 14, 14),
 # (16, 7, 7) and (16, 4, 4) for MNIST. With the label, a linear convolutional SG model is
-# again enough for cDNI to train every layer of the CNN close to Bprop; `minidni
-# reproduce ff-cnn` runs the comparison with DNI as well and several seeds.
+# again enough for cDNI to train every layer of the CNN close to Bprop on this short
+# budget; `minidni reproduce ff-cnn` runs the comparison with DNI as well, longer and
+# with several seeds.
+#
+# What the SG model of the lowest boundary, `M_2`, returns after training, for the first
+# of 64 test digits: the first four channels of `h_1`, of the true `delta_1` (by backprop
+# through a copy of the trained cDNI net, as in section 4) and of
+# `delta_hat_1 = M_2(h_1, c)`. Each map of `delta_hat_1` has the shape of its `h_1`.
+
+# %%
+x_some, y_some = maps_test.take(np.arange(64))
+hs, deltas = true_deltas(cnns["cdni"], x_some, y_some)
+delta_hat, _ = cnns["cdni"].sgs[0].predict(hs[0], backend.one_hot(y_some, 10), train=False)
+cnn_cosine = cosine(delta_hat, deltas[0])
+print(f"cosine(delta_hat_1, delta_1) over the 64 digits: {cnn_cosine:.2f}")
+rows = {"h_1": hs[0], "delta_1 (true)": deltas[0], "delta_hat_1\n= M_2(h_1, c)": delta_hat}
+fig, axes = plt.subplots(3, 5, figsize=(8, 5))
+axes[0, 0].imshow(to_numpy(x_some)[0, 0], cmap="Greys")
+axes[0, 0].set_title(f"x (a {int(to_numpy(y_some)[0])})", fontsize=8)
+for row, (name, maps) in zip(axes, rows.items()):
+    maps = to_numpy(maps)[0]  # (C, 14, 14): the first digit's maps
+    scale = np.abs(maps[:4]).max() + 1e-12  # one colour scale per row
+    for channel, ax in enumerate(row[1:]):
+        if name == "h_1":
+            ax.imshow(maps[channel], cmap="viridis", vmin=0, vmax=scale)
+            ax.set_title(f"channel {channel}", fontsize=8)
+        else:  # red positive, blue negative
+            ax.imshow(maps[channel], cmap="RdBu_r", vmin=-scale, vmax=scale)
+    row[1].set_ylabel(name, fontsize=8)
+    for ax in row:
+        ax.set(xticks=[], yticks=[])
+for ax in axes[1:, 0]:
+    ax.set_axis_off()
+show(fig, "02_cnn_maps")
+
+# %% [markdown]
+# `M_2` is a single 5x5 convolution of `h_1` plus a term for the label, so its maps are
+# smoother than the speckled true gradient; on the whole they still point the same way
+# (the cosine printed above), about as well as the lowest SG model of the MLP did in
+# section 4.
 #
 # **Summary.**
 #
@@ -415,3 +502,29 @@ for method in ("bprop", "cdni"):
 #
 # The paper goes on to recurrent nets (a DNI at the truncation boundary of BPTT) and to
 # unlocking the forward pass too (synthetic inputs); see the other chapters.
+#
+# ## Optional: a longer CNN run
+#
+# Off by default: set `FULL = True` at the top (or run with `MINIDNI_TUTORIAL_FULL=1`).
+# The CNN of section 6 for 1800 steps (about two epochs) with Bprop, DNI and cDNI,
+# evaluated along the way: about 10 minutes on a laptop.
+
+# %%
+if FULL:
+    full_steps = 12 if FAST else 1800
+    full_curves = {}
+    for method in ("bprop", "dni", "cdni"):
+        print(f"== CNN {method}, {full_steps} steps")
+        net = build_cnn(method, (1, 28, 28), CNN_CHANNELS, RNG(0), lr=1e-3, sg_lr=1e-3)
+        full_curves[method] = fit(
+            net, maps_train, maps_test, full_steps, RNG(1), 64, full_steps // 6, log=print
+        )
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for method, h in full_curves.items():
+        percent = [100 * e for e in h.test_error]
+        ax.plot(h.steps, percent, marker=".", color=colors[method], label=method)
+    ax.set(xlabel="step", ylabel="MNIST test error (%)", yscale="log", title="CNN, every layer")
+    ax.legend(fontsize=8)
+    show(fig, "02_cnn_full")
+else:
+    print("skipped: set FULL = True (or MINIDNI_TUTORIAL_FULL=1) to run it")

@@ -7,9 +7,10 @@ into ``tutorials/NN_name.ipynb`` and executed top to bottom in a fresh Jupyter k
 so the committed notebook shows every printed number and figure. Without arguments every
 chapter is regenerated; ``CHAPTER`` may be given as ``01`` or ``01_one_dni.py``. A full
 run takes some minutes per chapter on a CPU; ``MINIDNI_TUTORIAL_FAST=1`` makes it
-seconds (numbers then mean nothing: do not commit such notebooks). The test suite checks
-that each notebook's code is its script's (``tests/test_notebooks.py``); it does not
-execute them.
+seconds (numbers then mean nothing: do not commit such notebooks). The kernel runs with
+``MINIDNI_PROGRESS=off``, so that no progress lines of long training runs end up in the
+notebooks. The test suite checks that each notebook's code is its script's
+(``tests/test_notebooks.py``); it does not execute them.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def main(argv: list[str]) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
+    # the kernel inherits this environment: no progress lines in the notebooks
+    os.environ["MINIDNI_PROGRESS"] = "off"
     for script in chapters(argv):
         start = time.perf_counter()
         path = build(script)

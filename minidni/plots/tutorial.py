@@ -1,8 +1,10 @@
 """``show(fig, name)``: the tutorials' figures, inline in a notebook, else saved to a file.
 
-Run as a notebook (an IPython kernel), a chapter's figure appears below its cell; run as a
-script, it is written to ``$MINIDNI_TUTORIAL_FIGURES/<name>.png`` (default
-``tutorials/figures/``) and the path is printed.
+Run as a notebook (an IPython kernel), a figure appears below its cell; run as a script,
+it is written to ``$MINIDNI_TUTORIAL_FIGURES/<name>.png`` (default ``tutorials/figures/``)
+and the path is printed. A chapter shows a figure beside each idea it teaches, each named
+``NN_what`` after its chapter ``NN`` (``03_sg_quality``), so that the figures of one
+chapter sort together.
 """
 
 from __future__ import annotations
