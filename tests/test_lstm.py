@@ -18,7 +18,7 @@ sizes = st.integers(1, 3)
 
 @given(b=sizes, t_len=st.integers(1, 5), d_in=sizes, h=sizes, seed=st.integers(0, 2**16))
 def test_lstm_gradients_match_finite_differences(xp, float64, b, t_len, d_in, h, seed):
-    """dx, dW, db and the state gradients (dh_0, dc_0), with dstate_T = (dh_T, dc_T) fed in."""
+    """dx, dW, db and the state gradients (dh_0, dC_0), with dstate_T = (dh_T, dC_T) fed in."""
     rng = RNG(seed)
     core = LSTM(d_in, h, rng)
     state = (rng.normal((b, h)), rng.normal((b, h)))
@@ -74,7 +74,7 @@ def test_none_dstate_means_zero_and_last_output_is_final_state(xp, float64):
     rng = RNG(1)
     core = LSTM(2, 3, rng)
     x, dhs = rng.normal((4, 5, 2)), rng.normal((4, 5, 3))
-    hs, (h_T, c_T), cache = core.forward(x, core.initial_state(4))
+    hs, (h_T, cell_T), cache = core.forward(x, core.initial_state(4))
     np.testing.assert_array_equal(to_numpy(hs[:, -1, :]), to_numpy(h_T))
     dx_none, (dh_none, dc_none) = core.backward(dhs, None, cache)
     zeros = core.initial_state(4)
@@ -167,7 +167,7 @@ def test_lstm_backward_shape_errors_name_the_layer(xp):
     with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dhs of shape \(2, 3, 6\)"):
         core.backward(backend.asarray(np.zeros((2, 4, 6))), None, cache)
     bad = (backend.asarray(np.zeros((2, 6))), backend.asarray(np.zeros((2, 5))))
-    with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dc_T"):
+    with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dC_T"):
         core.backward(backend.asarray(np.zeros((2, 3, 6))), bad, cache)
 
 
