@@ -227,6 +227,15 @@ class Conv2d(_Spatial):
         F, s, p = self.kernel_size, self.stride, self.padding
         return out_size(h, F, s, p), out_size(w, F, s, p)
 
+    EVAL_BATCH = 64  # evaluation runs larger batches in pieces of this many maps
+
+    def _cols(self, x: Array) -> Array:
+        """X = im2col(x): the (F F C_in, N) matrix of all windows of x (B, C_in, H, W)."""
+        F, (b, c, h, w) = self.kernel_size, x.shape
+        h_out, w_out = self._out_hw(h, w)
+        cols = windows(swap_cb(x), F, self.stride, self.padding)  # (F*F, C, B, Ho, Wo)
+        return backend.namespace().reshape(cols, (F * F * c, b * h_out * w_out))
+
     def forward(self, x: Array, train: bool = True) -> tuple[Array, Any]:
         self._check_map(x)
         xp = backend.namespace()
@@ -234,17 +243,27 @@ class Conv2d(_Spatial):
         h_out, w_out = self._out_hw(h, w)
         if h_out < 1 or w_out < 1:
             raise ValueError(f"{self!r}: input map {h}x{w} is smaller than the kernel")
-        F = self.kernel_size
-        cols = windows(swap_cb(x), F, self.stride, self.padding)  # (F*F, C, B, Ho, Wo)
-        cols = xp.reshape(cols, (F * F * c, b * h_out * w_out))  # X: (F F C, N)
+        if not train and b > self.EVAL_BATCH:
+            # Evaluation keeps no windows (backward rebuilds them from x if asked), so a
+            # large batch runs in pieces: X is F*F times the size of the maps (313 MB for
+            # a 1000-image test batch at the CNN's second layer), and building it that
+            # large costs 3x the time of the pieces (docs/speed.md). Same numbers.
+            n = self.EVAL_BATCH
+            pieces = [x[i : min(i + n, b), ...] for i in range(0, b, n)]
+            parts = [self.forward(piece, train)[0] for piece in pieces]
+            return xp.concat(parts, axis=0), (None, x)
+        cols = self._cols(x)  # X: (F F C, N)
         out = xp.matmul(self._w_matrix(), cols)  # W X: (C_out, N)
         if self.b is not None:
             out += self.b.value[:, None]  # in place: out is a fresh array
         out = xp.reshape(out, (self.c_out, b, h_out, w_out))
-        return swap_cb(out), (cols, tuple(x.shape))  # (B, C_out, Ho, Wo)
+        return swap_cb(out), (cols, x)  # (B, C_out, Ho, Wo)
 
     def backward(self, dout: Array, cache: Any) -> Array | None:
-        cols, (b, c, h, w) = cache
+        cols, x = cache
+        b, c, h, w = x.shape
+        if cols is None:  # an evaluation-mode forward pass kept no windows
+            cols = self._cols(x)
         xp = backend.namespace()
         h_out, w_out = self._out_hw(h, w)
         self._check("dout", (b, self.c_out, h_out, w_out), dout.shape)

@@ -330,3 +330,21 @@ def test_avgpool2d_forward_is_the_mean_bit_for_bit_at_the_cnns_shapes(xp):
         out, _ = AvgPool2d(3, 2, 1).forward(x)
         out_ref, _ = avg_pool_reference(x, out, 3, 2, 1)
         np.testing.assert_array_equal(to_numpy(out), to_numpy(out_ref))
+
+
+def test_conv2d_evaluates_large_batches_in_pieces_with_the_same_numbers(xp):
+    """Evaluation (train=False) runs a batch larger than EVAL_BATCH in pieces, keeping no
+    windows: the output is bit for bit the one-piece output, and a backward pass from
+    that cache (which rebuilds the windows) gives the same gradients."""
+    rng = RNG(3)
+    x, dout = rng.normal((7, 3, 6, 5)), rng.normal((7, 4, 6, 5))
+    results = []
+    for train in (True, False):
+        conv = Conv2d(3, 4, 3, RNG(1), padding=1)
+        conv.EVAL_BATCH = 2  # pieces of 2, 2, 2 and 1 maps
+        out, cache = conv.forward(x, train=train)
+        assert (cache[0] is None) == (not train)
+        dx = conv.backward(dout, cache)
+        results.append([to_numpy(a) for a in (out, dx, conv.W.grad, conv.b.grad)])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
