@@ -67,22 +67,22 @@ class _Pool(Module):
 
     def _slices(self, h_out: int, w_out: int):
         """``(u F + v, rows, cols)`` for every offset (u, v), in row-major order: the
-        slice of the padded map that offset (u, v) of every window reads."""
+        offset's number and the slice of the padded map it reads in every window."""
         F, s = self.kernel_size, self.stride
         for u in range(F):
             for v in range(F):
                 yield u * F + v, _taps(u, h_out, s), _taps(v, w_out, s)
 
     def _spread(self, parts, shape: tuple, h_out: int, w_out: int) -> Array:
-        """The adjoint of reading the F*F slices: ``parts(k)`` (C, B, H_out, W_out) is
-        added into the slice offset k read, in row-major order (col2im without the
+        """The adjoint of reading the F*F slices: ``parts(offset)`` (C, B, H_out, W_out)
+        is added into the slice that offset read, in row-major order (col2im without the
         (F*F, ...) array); returns (C, B, H, W)."""
         xp = backend.namespace()
         c, b, h, w = shape
         p = self.padding
         dx = None
-        for k, rows, cols in self._slices(h_out, w_out):
-            part = parts(k)
+        for offset, rows, cols in self._slices(h_out, w_out):
+            part = parts(offset)
             if dx is None:
                 dx = xp.zeros((c, b, h + 2 * p, w + 2 * p), dtype=part.dtype)
             dx[:, :, rows, cols] += part
@@ -110,17 +110,17 @@ class MaxPool2d(_Pool):
         xp = backend.namespace()
         _, _, h_out, w_out = self._out_shape(tuple(x.shape))
         x_pad = pad2d(swap_cb(x), self.padding, -float("inf"))  # (C, B, H + 2P, W + 2P)
-        index = xp.int8 if self.kernel_size**2 <= 127 else xp.int32
+        index = xp.int8 if self.kernel_size**2 <= 127 else xp.int32  # offsets 0 .. F*F - 1
         out, arg = None, None
-        for k, rows, cols in self._slices(h_out, w_out):
-            tap = x_pad[:, :, rows, cols]  # (C, B, Ho, Wo): offset k of every window
-            if out is None:
-                out, arg = tap, xp.zeros(tap.shape, dtype=index)
+        for offset, rows, cols in self._slices(h_out, w_out):
+            tap = x_pad[:, :, rows, cols]  # (C, B, Ho, Wo): this offset of every window
+            if out is None:  # a copy: with F = 1 and P = 0, tap is a view of x itself
+                out, arg = xp.asarray(tap, copy=True), xp.zeros(tap.shape, dtype=index)
                 continue
-            # arg <- k where tap > out, written as arithmetic: xp.where is about 7x
+            # arg <- offset where tap > out, as arithmetic: xp.where is about 7x
             # slower in NumPy on these strided (C, B, Ho, Wo) slices.
             larger = xp.astype(tap > out, index)
-            arg += larger * (k - arg)
+            arg += larger * (offset - arg)
             out = xp.maximum(out, tap)
         return swap_cb(out), (arg, tuple(x.shape))
 
@@ -131,8 +131,8 @@ class MaxPool2d(_Pool):
         xp = backend.namespace()
         d = swap_cb(dout)  # (C, B, Ho, Wo)
 
-        def won(k: int) -> Array:  # dout where offset k was the arg-max, else 0
-            return d * xp.astype(arg == k, d.dtype)
+        def won(offset: int) -> Array:  # dout where this offset was the arg-max, else 0
+            return d * xp.astype(arg == offset, d.dtype)
 
         return swap_cb(self._spread(won, _cbhw(shape), h_out, w_out))
 
@@ -165,7 +165,7 @@ class AvgPool2d(_Pool):
         b, c, h_out, w_out = self._out_shape(shape)
         self._check("dout", (b, c, h_out, w_out), dout.shape)
         d = swap_cb(dout) / (self.kernel_size * self.kernel_size)  # (C, B, Ho, Wo)
-        return swap_cb(self._spread(lambda k: d, _cbhw(shape), h_out, w_out))
+        return swap_cb(self._spread(lambda offset: d, _cbhw(shape), h_out, w_out))
 
 
 def _cbhw(shape: tuple) -> tuple:
