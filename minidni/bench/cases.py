@@ -39,8 +39,11 @@ def mlp_sizes(depth: int) -> list[int]:
     return [784, *[256] * depth, 10]
 
 
-def mlp_cases(batch: int, depths: Sequence[int], torch: Any = None) -> list[Case]:
-    """Bprop, cDNI and DNI steps of the MLP at each depth (batch ``batch``)."""
+def mlp_cases(
+    batch: int, depths: Sequence[int], torch: Any = None, only: str | None = None
+) -> list[Case]:
+    """Bprop, cDNI and DNI steps of the MLP at each depth (batch ``batch``); ``only``: build
+    just the case of that label."""
     rng = backend.RNG(0)
     x = rng.normal((batch, 784))
     labels_np = rng.np.integers(0, 10, size=batch)
@@ -50,8 +53,10 @@ def mlp_cases(batch: int, depths: Sequence[int], torch: Any = None) -> list[Case
         sizes = mlp_sizes(depth)
         bprop = None
         for name, method, hidden in MLP_METHODS:
-            net = build_mlp(method, sizes, rng, sg_hidden=hidden)
             label = f"mlp {depth}x256 {name}"
+            if only is not None and label != only:
+                continue
+            net = build_mlp(method, sizes, rng, sg_hidden=hidden)
             case = Case(label, batch, lambda net=net: net.step(x, labels), baseline=bprop)
             if method == "bprop":
                 bprop = label
@@ -61,8 +66,9 @@ def mlp_cases(batch: int, depths: Sequence[int], torch: Any = None) -> list[Case
     return cases
 
 
-def lstm_cases(torch: Any = None) -> list[Case]:
-    """One truncated-BPTT segment of the LSTM core with BPTT, DNI and DNI + Aux."""
+def lstm_cases(torch: Any = None, only: str | None = None) -> list[Case]:
+    """One truncated-BPTT segment of the LSTM core with BPTT, DNI and DNI + Aux; ``only``:
+    build just the case of that label."""
     s = LSTM_SHAPE
     rng = backend.RNG(0)
     b, T, h = s["batch"], s["T"], s["hidden"]
@@ -71,9 +77,11 @@ def lstm_cases(torch: Any = None) -> list[Case]:
     y = backend.asarray(y_np)
     cases = []
     for method in LSTM_METHODS:
+        label = f"lstm {h} {method}"
+        if only is not None and label != only:
+            continue
         model = TBPTT(s["d_in"], h, s["d_out"], rng, T=T, method=method)
         model.reset(b)
-        label = f"lstm {h} {method}"
         # Segments are not ``last``, so DNI's SG is always used; the state carries over.
         case = Case(label, b * T, lambda m=model: m.segment(x, y))
         if method == "bptt":
@@ -97,8 +105,14 @@ def cnn_config() -> dict:
     }
 
 
-def cnn_cases(batch: int, torch: Any = None, channels: Sequence[int] | None = None) -> list[Case]:
-    """Bprop, cDNI and DNI steps of the ``ff-cnn`` quick CNN on MNIST-shaped maps."""
+def cnn_cases(
+    batch: int,
+    torch: Any = None,
+    channels: Sequence[int] | None = None,
+    only: str | None = None,
+) -> list[Case]:
+    """Bprop, cDNI and DNI steps of the ``ff-cnn`` quick CNN on MNIST-shaped maps;
+    ``only``: build just the case of that label."""
     from ..cnn import build_cnn
 
     config = cnn_config()
@@ -109,6 +123,8 @@ def cnn_cases(batch: int, torch: Any = None, channels: Sequence[int] | None = No
     labels = backend.asarray(labels_np)
     cases = []
     for method in CNN_METHODS:
+        if only is not None and f"cnn {method}" != only:
+            continue
         net = build_cnn(
             method,
             (1, 28, 28),

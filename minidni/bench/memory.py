@@ -55,12 +55,13 @@ def trace(label: str, steps: int, every: int, batch: int | None, backend_name: s
     family = label.split()[0]
     if family == "mlp":
         depth = int(label.split()[1].split("x")[0])
-        cases = mlp_cases(batch or 256, [depth])
+        cases = mlp_cases(batch or 256, [depth], only=label)
     elif family == "lstm":
-        cases = lstm_cases()
+        cases = lstm_cases(only=label)
     else:
-        cases = cnn_cases(batch or 64)
-    step = next(c.step for c in cases if c.label == label)
+        cases = cnn_cases(batch or 64, only=label)
+    (case,) = cases  # only this model is built: the memory is its own
+    step = case.step
     rows = []
     for i in range(1, steps + 1):
         step()
