@@ -102,6 +102,8 @@ def _figures(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS, bench, memory
 
+    if args.all and not args.memory:
+        return _fail(ValueError("bench --all goes with --memory STEPS (every model's memory)"))
     if args.memory:
         if args.threads is not None:
             os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # the models' processes
