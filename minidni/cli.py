@@ -100,7 +100,8 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS, bench, memory
+    from .bench import bench
+    from .bench.memory import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS, memory
 
     if args.all and not args.memory:
         return _fail(ValueError("bench --all goes with --memory STEPS (every model's memory)"))

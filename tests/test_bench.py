@@ -5,9 +5,9 @@ and the matmul bound counts what a step multiplies."""
 from __future__ import annotations
 
 from minidni import backend
-from minidni.bench import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS
 from minidni.bench.cases import cnn_cases, lstm_cases, mlp_cases
 from minidni.bench.matmuls import matmul_flops, record_matmuls
+from minidni.bench.memory import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS
 from minidni.cli import main
 
 

@@ -7,7 +7,7 @@ in the same process, interleaved with minidni round by round so that load from o
 processes hits both alike. Each row also gives the *matmul bound* (the step's own
 matrix products replayed alone, :mod:`minidni.bench.matmuls`) and the fraction of it a
 step reaches. ``--memory`` instead follows the resident memory over many steps
-(:mod:`minidni.bench.memory`).
+(:func:`minidni.bench.memory.memory`).
 
 Method: every model runs ``warmup`` steps first (discarded); then ``rounds`` rounds, in
 each of which every model (minidni, its matmul bound, PyTorch) runs ``steps`` steps; a
@@ -18,17 +18,7 @@ Files: ``threads`` (BLAS thread control), ``timing`` (cases, clocks, rounds),
 (the MLP, LSTM and CNN cases), ``table`` (the printout), ``memory``, ``run`` (``bench``).
 """
 
-from .memory import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS, memory, rss_mb
 from .run import bench
 from .threads import blas_threads, set_blas_threads
 
-__all__ = [
-    "ALL_MODELS",
-    "CNN_MODELS",
-    "DEFAULT_MODELS",
-    "bench",
-    "blas_threads",
-    "memory",
-    "rss_mb",
-    "set_blas_threads",
-]
+__all__ = ["bench", "blas_threads", "set_blas_threads"]
