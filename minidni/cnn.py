@@ -12,7 +12,7 @@ and pooling stride 2; ``docs/cnn.md`` lists what differs.
 
 Modules (``h_i`` is (B, C, H_i, W_i) for i < N):
 
-- hidden module i: Conv2d(K x K, padding K // 2, no bias) + BatchNorm2d + ReLU + pool
+- hidden module i: Conv2d(F x F, padding F // 2, no bias) + BatchNorm2d + ReLU + pool
   (3x3, stride 2, padding 1; max after the first module, average after the others);
 - output module: Flatten + Linear (logits).
 
@@ -62,19 +62,21 @@ def cnn_modules(
     channels: Sequence[int],
     n_classes: int,
     rng: backend.RNG,
-    k: int = 5,
+    kernel_size: int = 5,
 ) -> list[Module]:
     """The CNN split at every layer: one module per conv layer, then the Linear head.
 
     ``in_shape`` is (C_0, H_0, W_0), e.g. (1, 28, 28) for MNIST; ``channels`` the width of
-    each hidden conv layer.
+    each hidden conv layer; ``kernel_size`` F the side of every conv kernel (padding F // 2
+    keeps the map's size).
     """
     modules: list[Module] = []
     c_prev = in_shape[0]
     for i, c in enumerate(channels):
         pool = MaxPool2d(3, 2, 1) if i == 0 else AvgPool2d(3, 2, 1)
         # the first conv layer reads the images: nobody needs its input gradient
-        conv = Conv2d(c_prev, c, k, rng, padding=k // 2, bias=False, input_grad=i > 0)
+        F = kernel_size
+        conv = Conv2d(c_prev, c, F, rng, padding=F // 2, bias=False, input_grad=i > 0)
         modules.append(Sequential(conv, BatchNorm2d(c), ReLU(), pool))
         c_prev = c
     c, h, w = cnn_shapes(in_shape, channels)[-1]
@@ -89,7 +91,7 @@ class ConvSyntheticGradient:
         shape: (C, H, W) of h.
         d_context: width of the context c (B, d_context) (cDNI), or 0 (DNI).
         hidden: channels of the hidden Conv2d + BatchNorm2d + ReLU layers (() = linear).
-        k: kernel size; padding k // 2 keeps the map's shape.
+        kernel_size: F, the side of every conv kernel; padding F // 2 keeps the map's shape.
         lr: Adam learning rate.
 
     The output Conv2d (and the context map U) start at zero, so ``delta_hat = 0`` at
@@ -104,22 +106,22 @@ class ConvSyntheticGradient:
         rng: backend.RNG,
         d_context: int = 0,
         hidden: Sequence[int] = (),
-        k: int = 5,
+        kernel_size: int = 5,
         lr: float = 1e-4,
     ):
         self.shape, self.d_context = tuple(shape), d_context
         c = self.shape[0]
         layers: list[Module] = []
-        c_prev = c
+        c_prev, F = c, kernel_size
         # M is trained, never backpropagated through: its first layer skips dL/dh
         for width in hidden:
             conv = Conv2d(
-                c_prev, width, k, rng, padding=k // 2, bias=False, input_grad=bool(layers)
+                c_prev, width, F, rng, padding=F // 2, bias=False, input_grad=bool(layers)
             )
             layers += [conv, BatchNorm2d(width), ReLU()]
             c_prev = width
         layers.append(
-            Conv2d(c_prev, c, k, rng, padding=k // 2, init="zeros", input_grad=bool(layers))
+            Conv2d(c_prev, c, F, rng, padding=F // 2, init="zeros", input_grad=bool(layers))
         )
         self.net = Sequential(*layers)
         self.context = (
@@ -170,9 +172,9 @@ def build_cnn(
     rng: backend.RNG,
     n_classes: int = 10,
     lr: float = 1e-3,
-    k: int = 5,
+    kernel_size: int = 5,
     sg_hidden: Sequence[int] = (),
-    sg_k: int = 5,
+    sg_kernel_size: int = 5,
     sg_lr: float = 1e-3,
     schedule: Schedule | None = None,
     sg_targets: str = "bootstrap",
@@ -184,12 +186,12 @@ def build_cnn(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
-    modules = cnn_modules(in_shape, channels, n_classes, rng, k)
+    modules = cnn_modules(in_shape, channels, n_classes, rng, kernel_size)
     sgs = None
     if method != "bprop":
         d_context = n_classes if method == "cdni" else 0
         sgs = [
-            ConvSyntheticGradient(shape, rng, d_context, sg_hidden, sg_k, sg_lr)
+            ConvSyntheticGradient(shape, rng, d_context, sg_hidden, sg_kernel_size, sg_lr)
             for shape in cnn_shapes(in_shape, channels)
         ]
     return DecoupledNet(modules, sgs, lr, n_classes, schedule, sg_targets)

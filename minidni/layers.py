@@ -221,6 +221,15 @@ class BatchNorm(Module):
         return out, (xhat, inv_std, train)
 
     def backward(self, dout: Array, cache: Any) -> Array:
+        """The gradients, for out = gamma xhat + beta, xhat = (x - mean_B(x)) inv_std::
+
+            dgamma = sum_B(dout * xhat)        dbeta = sum_B(dout)
+            dx     = gamma inv_std (dout - mean_B(dout) - xhat mean_B(dout * xhat))
+
+        (Ioffe & Szegedy 2015; CS231n's ``batchnorm_backward_alt``). The two last terms
+        are there because the batch mean and variance depend on every row; in
+        evaluation mode the statistics are constants and ``dx = gamma inv_std dout``.
+        """
         xhat, inv_std, train = cache
         self._check("dout", tuple(xhat.shape), dout.shape)
         xp = backend.namespace()
@@ -230,16 +239,12 @@ class BatchNorm(Module):
         self.beta.grad += dbeta
         if not train:  # running statistics are constants
             return dout * (self.gamma.value * inv_std)
-        # The batch mean and variance depend on every row, hence the two correction terms:
-        #   dx = gamma inv_std (dout - mean_n(dout) - xhat mean_n(dout xhat)),
-        # where the two batch means are dbeta / B and dgamma / B, already computed above.
-        # Built in place in one (B, D) buffer, sign flipped until the last line.
         n = xhat.shape[0]
-        dx = xhat * (dgamma / n)
-        dx += dbeta / n
-        dx -= dout
-        dx *= -(self.gamma.value * inv_std)
-        return dx
+        # The two batch means are dgamma / B and dbeta / B, already at hand; the bracket
+        # is built in one (B, D) buffer (one temporary fewer than written out in full).
+        correction = xhat * (dgamma / n)  # xhat mean_B(dout xhat)
+        correction += dbeta / n  # + mean_B(dout)
+        return (self.gamma.value * inv_std) * (dout - correction)
 
 
 class Sequential(Module):

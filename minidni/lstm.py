@@ -2,24 +2,25 @@
 
 The recurrent core of the paper's RNN experiments (Jaderberg et al., ICML 2017, section 3.1):
 one LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate) unrolled over a segment
-of T steps. Its state is ``s = (h, c)``, the hidden and the cell state; truncated BPTT with
-DNI (:mod:`minidni.tbptt`) puts a synthetic gradient ``delta_hat = M(s)`` on that state at
-the end of each segment, so :meth:`LSTM.backward` takes a gradient for the final state and
-returns one for the initial state.
+of T steps. Its state is ``s = (h, C)``, the hidden state and the cell state (Colah's
+notation ``C_t``; the letter c is the cDNI context elsewhere in minidni); truncated BPTT
+with DNI (:mod:`minidni.tbptt`) puts a synthetic gradient ``delta_hat = M(s)`` on that
+state at the end of each segment, so :meth:`LSTM.backward` takes a gradient for the final
+state and returns one for the initial state.
 
 Equations, for ``z_t = [x_t, h_{t-1}]`` and one fused gate matmul (gate order i, f, o, g)::
 
     a_t = z_t W + b                                  (B, 4H)
     i_t = sigmoid(a_i)  f_t = sigmoid(a_f)  o_t = sigmoid(a_o)  g_t = tanh(a_g)
-    c_t = f_t * c_{t-1} + i_t * g_t
-    h_t = o_t * tanh(c_t)
+    C_t = f_t * C_{t-1} + i_t * g_t
+    h_t = o_t * tanh(C_t)
 
 The input part ``x_t W_x`` of every step is computed in one matmul before the loop, and
 the weight gradient in one matmul after the backward loop: only ``h_{t-1} W_h`` (forward)
 and ``da_t W_h^T`` (backward) are sequential. The three sigmoid gates are adjacent, so one
 sigmoid call covers them (PyTorch orders the blocks i, f, g, o; the order is only a
-layout of W's columns). Shapes are batch-major: x (B, T, D_in),
-hs (B, T, H), h and c (B, H).
+layout of W's columns). Shapes are batch-major: x (B, T, D_in), hs (B, T, H), h and the
+cell C (B, H).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .init import zeros
 from .layers import Linear, Module, Parameter, sigmoid
 
 Array = Any
-State = tuple[Array, Array]
+State = tuple[Array, Array]  # (h, C): hidden state and cell state, (B, H) each
 
 
 def _check_seq(layer: Module, what: str, width: int, shape: tuple) -> None:
@@ -51,11 +52,11 @@ class LSTM(Module):
 
     The contract extends the layer contract of :mod:`minidni.layers` by the state:
 
-    - ``hs, state_T, cache = lstm.forward(x, state)``: x (B, T, D_in), state = (h_0, c_0)
-      each (B, H) -> hs (B, T, H) (``hs[:, t]`` is h_{t+1}), state_T = (h_T, c_T);
+    - ``hs, state_T, cache = lstm.forward(x, state)``: x (B, T, D_in), state = (h_0, C_0)
+      each (B, H) -> hs (B, T, H) (``hs[:, t]`` is h_{t+1}), state_T = (h_T, C_T);
     - ``dx, dstate_0 = lstm.backward(dhs, dstate_T, cache)``: dhs (B, T, H), dstate_T =
-      (dh_T, dc_T) or None (no gradient from beyond the segment) -> dx (B, T, D_in) and
-      (dh_0, dc_0); W.grad and b.grad are *accumulated*.
+      (dh_T, dC_T) or None (no gradient from beyond the segment) -> dx (B, T, D_in) and
+      (dh_0, dC_0); W.grad and b.grad are *accumulated*.
 
     ``dh_T`` adds to ``dhs[:, -1]`` (both are gradients for the same h_T): the first comes
     from beyond the segment (a synthetic or carried-over gradient), the second from this
@@ -78,16 +79,16 @@ class LSTM(Module):
         return [self.W, self.b]
 
     def initial_state(self, batch_size: int) -> State:
-        """``(h_0, c_0)``, zeros of shape (B, H) each."""
+        """``(h_0, C_0)``, zeros of shape (B, H) each."""
         return zeros((batch_size, self.d_hidden)), zeros((batch_size, self.d_hidden))
 
     def forward(self, x: Array, state: State, train: bool = True) -> tuple[Array, State, Any]:
-        """Run T steps from ``state``; returns hs (B, T, H), (h_T, c_T) and the cache."""
+        """Run T steps from ``state``; returns hs (B, T, H), (h_T, C_T) and the cache."""
         _check_seq(self, "input", self.d_in, x.shape)
         b, t_len, d = x.shape
-        h, c = state
+        h, cell = state
         self._check("h_0", (b, self.d_hidden), h.shape)
-        self._check("c_0", (b, self.d_hidden), c.shape)
+        self._check("C_0", (b, self.d_hidden), cell.shape)
         if t_len < 1:
             raise ValueError(f"{self!r}: a segment needs at least one step, got T = {t_len}")
         xp = backend.namespace()
@@ -107,22 +108,36 @@ class LSTM(Module):
             ifo = sigmoid(a[:, : 3 * H])  # (B, 3H): i, f and o in one call
             g = xp.tanh(a[:, 3 * H :])  # (B, H)
             i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
-            c_new = f * c
-            c_new += i * g
-            tc = xp.tanh(c_new)
+            cell_new = f * cell  # C_t = f_t C_{t-1} + i_t g_t
+            cell_new += i * g
+            tanh_cell = xp.tanh(cell_new)
             h_prev.append(h)
-            steps.append((ifo, g, c, tc))
-            h, c = o * tc, c_new
+            steps.append((ifo, g, cell, tanh_cell))
+            h, cell = o * tanh_cell, cell_new  # h_t = o_t tanh(C_t)
             hs.append(h)
         hs_arr = xp.stack(hs, axis=1)  # (B, T, H)
         cache = (x_flat, xp.stack(h_prev, axis=0), steps)  # h_prev: (T, B, H), h_0 .. h_{T-1}
-        return hs_arr, (h, c), cache
+        return hs_arr, (h, cell), cache
 
     def backward(
         self, dhs: Array, dstate_T: State | None, cache: Any, grads: bool = True
     ) -> tuple[Array | None, State]:
         """BPTT through the segment: dx (B, T, D_in) (None without ``input_grad``) and
-        (dh_0, dc_0); accumulates W, b grads.
+        (dh_0, dC_0); accumulates W, b grads.
+
+        Step t backwards, from dh_t (this step's output gradient plus what step t+1 sends
+        back) and dC_t (what step t+1 sends back; zero or dC_T at the end)::
+
+            dh_t  += dhs_t
+            dC_t  += dh_t o_t (1 - tanh(C_t)^2)            through h_t = o_t tanh(C_t)
+            da_i   = dC_t g_t       i_t (1 - i_t)           sigmoid' = s (1 - s)
+            da_f   = dC_t C_{t-1}   f_t (1 - f_t)
+            da_o   = dh_t tanh(C_t) o_t (1 - o_t)
+            da_g   = dC_t i_t       (1 - g_t^2)             tanh' = 1 - tanh^2
+            dh_{t-1} = da_t W_h^T        dC_{t-1} = dC_t f_t
+
+        and after the loop ``dW = sum_t z_t^T da_t``, ``db = sum_t da_t``,
+        ``dx_t = da_t W_x^T``.
 
         ``grads=False`` carries the gradient back to the start state only: no parameter
         gradient and no dx (returned as None). Truncated BPTT with DNI uses it for the
@@ -134,38 +149,43 @@ class LSTM(Module):
         self._check("dhs", (b, t_len, H), dhs.shape)
         xp = backend.namespace()
         if dstate_T is None:  # nothing flows in from beyond the segment
-            dh, dc = zeros((b, H)), zeros((b, H))
+            dh, dcell = zeros((b, H)), zeros((b, H))
         else:
-            dh, dc = dstate_T
+            dh, dcell = dstate_T
             self._check("dh_T", (b, H), dh.shape)
-            self._check("dc_T", (b, H), dc.shape)
-        W_h_T = xp.permute_dims(self.W.value[d:, :], (1, 0))  # (4H, H)
+            self._check("dC_T", (b, H), dcell.shape)
+        W_h = self.W.value[d:, :]  # (H, 4H)
         da = xp.empty((t_len, b, 4 * H), dtype=dhs.dtype)  # dL/da_t of every step, filled below
         for t in reversed(range(t_len)):
-            ifo, g, c_prev, tc = steps[t]
+            ifo, g, cell_prev, tanh_cell = steps[t]
             i, f, o = ifo[:, :H], ifo[:, H : 2 * H], ifo[:, 2 * H :]
             dh = dh + dhs[:, t, :]  # from this step's output and from step t+1
-            dc = dc + dh * o * (1.0 - tc * tc)  # through h_t = o tanh(c_t), plus from c_{t+1}
-            # dL/da_t gate by gate: dL/dgate times sigmoid' = s (1 - s) or tanh' = 1 - g^2.
-            da[t, :, :H] = (dc * g) * i * (1.0 - i)
-            da[t, :, H : 2 * H] = (dc * c_prev) * f * (1.0 - f)
-            da[t, :, 2 * H : 3 * H] = (dh * tc) * o * (1.0 - o)
-            da[t, :, 3 * H :] = (dc * i) * (1.0 - g * g)
-            dh = xp.matmul(da[t, ...], W_h_T)  # (B, H): dL/dh_{t-1}
-            dc = dc * f  # dL/dc_{t-1}
+            dcell = dcell + dh * o * (1.0 - tanh_cell * tanh_cell)
+            da_t = da[t, ...]  # (B, 4H), a view: the four blocks are written in place
+            da_t[:, :H] = dcell * g  # dL/di_t
+            da_t[:, H : 2 * H] = dcell * cell_prev  # dL/df_t
+            da_t[:, 2 * H : 3 * H] = dh * tanh_cell  # dL/do_t
+            da_t[:, : 3 * H] *= ifo  # times sigmoid' = s (1 - s), the three gates at once
+            da_t[:, : 3 * H] *= 1.0 - ifo
+            da_t[:, 3 * H :] = (dcell * i) * (1.0 - g * g)
+            # dh_{t-1} = da_t W_h^T, computed as (W_h da_t^T)^T: the same products, and
+            # OpenBLAS runs this orientation of the (B, 4H) x (4H, H) product about 1.2x
+            # faster (W_h^T is a transposed view; docs/speed.md).
+            dh = xp.permute_dims(xp.matmul(W_h, xp.permute_dims(da_t, (1, 0))), (1, 0))
+            dcell = dcell * f  # dL/dC_{t-1}
         if not grads:
-            return None, (dh, dc)
+            return None, (dh, dcell)
         da_flat = xp.reshape(da, (t_len * b, 4 * H))  # (T*B, 4H)
         h_flat = xp.reshape(h_prev, (t_len * b, H))  # (T*B, H)
         z = xp.concat([x_flat, h_flat], axis=1)  # (T*B, D_in + H): z_t = [x_t, h_{t-1}]
         self.W.grad += xp.matmul(xp.permute_dims(z, (1, 0)), da_flat)  # (D_in + H, 4H)
         self.b.grad += xp.sum(da_flat, axis=0)  # (4H,)
         if not self.input_grad:
-            return None, (dh, dc)
+            return None, (dh, dcell)
         W_x_T = xp.permute_dims(self.W.value[:d, :], (1, 0))  # (4H, D_in)
         dx = xp.reshape(xp.matmul(da_flat, W_x_T), (t_len, b, d))  # (T, B, D_in)
         dx = xp.permute_dims(dx, (1, 0, 2))  # (B, T, D_in)
-        return dx, (dh, dc)
+        return dx, (dh, dcell)
 
 
 class SeqLinear(Module):

@@ -44,23 +44,21 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction.
+    """Adam (Kingma & Ba 2015): every parameter moves against a running mean of its
+    gradient, divided by the running root mean square of that gradient, so that each
+    coordinate takes steps of about ``lr`` whatever the scale of its gradient.
 
-    ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;
-    ``theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
-    ``v_hat = v / (1 - b2^t)`` and t the number of steps taken.
+    With g the gradient and t the number of steps taken::
 
-    ``flush_subnormal`` (default on) keeps m out of the subnormal range. Why: wherever a
-    gradient is zero for a while (a rarely lit MNIST pixel, a dead ReLU) m shrinks by b1
-    (0.9) a step and, a few hundred steps later, falls below the dtype's smallest normal
-    number (1.2e-38 in float32), where x86 CPUs take a slow microcode path for every
-    operation that touches it. In a 1000-step MNIST run, 115,134 of 749,674 entries of m
-    were subnormal and the last 200 steps ran 1.4x slower (docs/async.md). Every
-    ``FLUSH_EVERY`` (16) steps, entries of m below ``smallest_normal / b1^16`` (6.4e-38 in
-    float32) are set to exactly zero: an entry that only decays cannot get from above
-    that floor to below the smallest normal number in 16 steps, so none ever becomes
-    subnormal, and the pass over m costs 1/16 of a pass a step. Values that small are far
-    below any update a float32 parameter can register, so no result changes measurably.
+        m <- b1 m + (1 - b1) g          running mean of g (first moment)
+        v <- b2 v + (1 - b2) g^2        running mean of g^2 (second moment)
+        m_hat = m / (1 - b1^t)          bias corrections: m and v start at zero
+        v_hat = v / (1 - b2^t)
+        theta <- theta - lr m_hat / (sqrt(v_hat) + eps)
+
+    ``flush_subnormal`` (default on) sets first moments that a long run of zero
+    gradients has decayed almost to zero to exactly zero, before they become subnormal
+    floats, on which x86 CPUs are slow (docs/speed.md).
     """
 
     FLUSH_EVERY = 16  # steps between two flushes of subnormal first moments
@@ -109,6 +107,8 @@ class Adam(Optimizer):
             update *= step_size
             p.value -= update
             if flush:
+                # Below smallest_normal / b1^16, an entry that only decays would turn
+                # subnormal before the next flush, 16 steps on: zero it now.
                 m[xp.abs(m) < xp.finfo(m.dtype).smallest_normal / decay] = 0.0
 
 

@@ -121,8 +121,7 @@ class TBPTT:
         d_in, d_hidden, d_out: input width, LSTM width H, output (logit) width.
         rng: random numbers for the initial weights.
         T: the truncation length (steps per segment).
-        method: ``"bprop"``, ``"dni"`` or ``"dni_aux"`` (module docstring; the old name
-            ``"bptt"`` is read as ``"bprop"``, :func:`canonical_method`).
+        method: ``"bprop"``, ``"dni"`` or ``"dni_aux"`` (module docstring).
         loss: ``"bce"`` (masked sigmoid BCE) or ``"ce"`` (softmax CE on integer targets).
         lr: Adam learning rate of the core, readout and aux head.
         sg_lr: Adam learning rate of the SG model M.
@@ -155,7 +154,6 @@ class TBPTT:
         aux_weight: float = 1.0,
         clip_norm: float | None = None,
     ):
-        method = canonical_method(method)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods are: {', '.join(METHODS)}")
         if loss not in LOSSES:

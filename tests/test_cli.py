@@ -33,7 +33,7 @@ BENCH_ROWS = [
     "mlp 6x256 bprop",
     "mlp 6x256 cdni (linear SG)",
     "mlp 6x256 dni (SG 1024-1024)",
-    "lstm 256 bptt",
+    "lstm 256 bprop",
     "lstm 256 dni",
     "lstm 256 dni_aux",
 ]
@@ -48,7 +48,7 @@ def test_bench_prints_ms_per_step_for_every_model(capsys):
     rows = ROW.findall(out)
     assert [r[0] for r in rows] == BENCH_ROWS
     assert all(float(r[1]) > 0 and r[3] == "-" for r in rows)
-    assert "x mlp 3x256 bprop" in out and "x lstm 256 bptt" in out  # cost vs. the baseline
+    assert "x mlp 3x256 bprop" in out and "x lstm 256 bprop" in out  # cost vs. the baseline
 
 
 def test_bench_compares_with_pytorch(capsys):
@@ -58,7 +58,7 @@ def test_bench_compares_with_pytorch(capsys):
     out = capsys.readouterr().out
     rows = {r[0]: r for r in ROW.findall(out)}
     compared = [label for label, r in rows.items() if r[3] != "-"]
-    assert compared == ["mlp 3x256 bprop", "lstm 256 bptt"]
+    assert compared == ["mlp 3x256 bprop", "lstm 256 bprop"]
     for label in compared:
         _, ms, _, torch_ms, ratio = rows[label]
         assert float(ratio[:-1]) == pytest.approx(float(torch_ms) / float(ms), abs=0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(hidden):
     NumPy only: a learning check; the layers' arithmetic is checked on every backend."""
     rng = RNG(5)
     shape = (2, 5, 4)
-    sg = ConvSyntheticGradient(shape, rng, d_context=3, hidden=hidden, k=3, lr=1e-2)
+    sg = ConvSyntheticGradient(shape, rng, d_context=3, hidden=hidden, kernel_size=3, lr=1e-2)
     maps = rng.normal((3, *shape))
     losses = []
     for _ in range(200):
@@ -83,7 +84,7 @@ def test_conv_sg_model_keeps_the_shape_and_learns_a_label_map(hidden):
 def test_conv_sg_model_skips_only_the_gradient_with_respect_to_h(hidden):
     """M is trained on its own loss and never backpropagated through, so its first
     convolution skips dL/dh (a matmul and a col2im); every later one computes its input's."""
-    sg = ConvSyntheticGradient((2, 5, 4), RNG(0), hidden=hidden, k=3)
+    sg = ConvSyntheticGradient((2, 5, 4), RNG(0), hidden=hidden, kernel_size=3)
     convs = [layer for layer in sg.net.layers if isinstance(layer, Conv2d)]
     assert [conv.input_grad for conv in convs] == [False] + [True] * len(hidden)
     delta_hat, cache = sg.predict(RNG(1).normal((3, 2, 5, 4)))
@@ -136,13 +137,45 @@ def test_bootstrapped_cnn_target_is_the_backpropagated_synthetic_gradient(xp, fl
     assert check_directional(objective, lambda: state["h"], put, target, rng, n_random=8) < 1e-6
 
 
+CNN_ROW = re.compile(r"^(cnn \w+)\s+([\d.]+)\s+(\d+)\s+([\d.]+|-)\s+([\d.]+x|-)\s", re.M)
+
+
 def test_bench_cnn_prints_ms_per_step_and_ratios(capsys):
-    """``minidni bench --cnn`` times Bprop, cDNI and DNI steps of the CNN, interleaved."""
+    """``minidni bench --cnn`` times Bprop, cDNI and DNI steps of the CNN, interleaved, in
+    the table of the MLP and LSTM rows: one row per method, the cost relative to Bprop."""
     from minidni.tools.cli import main
 
-    assert main(["bench", "--cnn", "--batch", "4", "--steps", "1"]) == 0
+    bench = ["bench", "--cnn", "--batch", "4", "--steps", "1", "--rounds", "1", "--warmup", "1"]
+    assert main(bench) == 0
     out = capsys.readouterr().out
     assert "batch 4, CNN conv [16, 16, 16]" in out
+    rows = CNN_ROW.findall(out)
+    assert [r[0] for r in rows] == ["cnn bprop", "cnn cdni", "cnn dni"]
+    assert all(float(r[1]) > 0 and r[3] == "-" for r in rows)  # no PyTorch without --compare
+    assert out.count("x cnn bprop") == 2
+
+
+def test_bench_cnn_compares_with_pytorch(capsys):
+    """``--cnn --compare torch``: the same Bprop CNN in PyTorch beside minidni's."""
+    pytest.importorskip("torch", reason="PyTorch is an optional benchmark dependency")
+    from minidni.tools.cli import main
+
+    bench = ["bench", "--cnn", "--batch", "4", "--steps", "1", "--rounds", "1", "--warmup", "1"]
+    assert main([*bench, "--compare", "torch"]) == 0
+    rows = {r[0]: r for r in CNN_ROW.findall(capsys.readouterr().out)}
+    _, ms, _, torch_ms, ratio = rows["cnn bprop"]
+    assert float(ratio[:-1]) == pytest.approx(float(torch_ms) / float(ms), abs=0.01)
+    assert rows["cnn cdni"][3] == "-" and rows["cnn dni"][3] == "-"
+
+
+def test_bench_memory_follows_the_cnn(capsys):
+    """``--memory N --cnn``: resident memory of each CNN method, in a process of its own."""
+    from minidni.tools.cli import main
+
+    assert main(["bench", "--memory", "3", "--cnn", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
     for method in ("bprop", "cdni", "dni"):
-        assert f"cnn {method}" in out
-    assert out.count("x bprop") == 2 and out.count("ms/step CPU") == 3
+        assert f"cnn {method}: resident memory over 3 steps" in out
+    rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+    assert [int(r[0]) for r in rows] == [1, 2, 3] * 3
+    assert all(float(cur) > 0 and float(peak) > 0 for _, cur, peak in rows)

@@ -106,11 +106,11 @@ def test_cnn_job_builds_the_net_and_schedule_its_job_describes(mnist_dir, monkey
     monkeypatch.setattr(minidni.cnn, "build_cnn", spy_build)
     monkeypatch.setattr(minidni.train, "fit", spy_fit)
     config = experiments.configure(
-        "ff-cnn", "smoke", {"sg_k": 3, "lr_schedule": "constant", "methods": ["cdni"]}
+        "ff-cnn", "smoke", {"sg_kernel_size": 3, "lr_schedule": "constant", "methods": ["cdni"]}
     )
     job = [j for j in ff_cnn.jobs(config) if j["dataset"] == "mnist"][0]
     with pytest.raises(Built):
         ff_cnn.run_job(job)
-    assert seen["method"] == "cdni" and seen["sg_k"] == 3
+    assert seen["method"] == "cdni" and seen["sg_kernel_size"] == 3
     assert seen["sg_hidden"] == tuple(config["sg_hidden"]["cdni"])
     assert seen["lr_schedule"] == "constant" and seen["steps"] == config["steps"]

@@ -178,6 +178,49 @@ def test_batchnorm_eval_uses_running_statistics(xp, float64):
     np.testing.assert_array_equal(to_numpy(bn.running_var), var)
 
 
+def batchnorm_backward_staged(x, gamma, dout, eps):
+    """BatchNorm's backward pass through its computational graph, one node at a time
+    (CS231n's ``batchnorm_backward``): the plain form the layer's compact formula is
+    checked against. Plain NumPy, (B, D)."""
+    n = x.shape[0]
+    mu = x.mean(axis=0)
+    xmu = x - mu
+    var = (xmu**2).mean(axis=0)
+    sqrtvar = np.sqrt(var + eps)
+    ivar = 1.0 / sqrtvar
+    xhat = xmu * ivar
+    dgamma, dbeta = (dout * xhat).sum(axis=0), dout.sum(axis=0)
+    dxhat = dout * gamma
+    divar = (dxhat * xmu).sum(axis=0)
+    dxmu1 = dxhat * ivar
+    dsqrtvar = -divar / sqrtvar**2
+    dvar = 0.5 * dsqrtvar / np.sqrt(var + eps)
+    dsq = np.ones_like(x) * dvar / n
+    dxmu2 = 2 * xmu * dsq
+    dx1 = dxmu1 + dxmu2
+    dmu = -(dx1).sum(axis=0)
+    dx2 = np.ones_like(x) * dmu / n
+    return dx1 + dx2, dgamma, dbeta
+
+
+@pytest.mark.parametrize("n, d", [(2, 1), (5, 3), (64, 7)])
+def test_batchnorm_backward_equals_the_staged_graph(xp, float64, n, d):
+    """dx = gamma inv_std (dout - mean(dout) - xhat mean(dout xhat)), dgamma, dbeta equal
+    the node-by-node backward pass through mean, variance and normalisation."""
+    rng = RNG(n + d)
+    x, dout = to_numpy(rng.normal((n, d))) * 3.0 + 1.0, to_numpy(rng.normal((n, d)))
+    bn = BatchNorm(d)
+    bn.gamma.value = rng.uniform((d,), 0.5, 2.0)
+    _, cache = bn.forward(asarray(x), train=True)
+    dx = bn.backward(asarray(dout), cache)
+    dx_ref, dgamma_ref, dbeta_ref = batchnorm_backward_staged(
+        x, to_numpy(bn.gamma.value), dout, bn.eps
+    )
+    np.testing.assert_allclose(to_numpy(dx), dx_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(bn.gamma.grad), dgamma_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(to_numpy(bn.beta.grad), dbeta_ref, rtol=1e-12, atol=1e-12)
+
+
 def test_batchnorm_eval_output_of_a_row_ignores_the_rest_of_the_batch(xp, float64):
     """In eval mode each example is normalised on its own; in train mode it is not."""
     rng = RNG(3)

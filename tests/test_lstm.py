@@ -18,7 +18,7 @@ sizes = st.integers(1, 3)
 
 @given(b=sizes, t_len=st.integers(1, 5), d_in=sizes, h=sizes, seed=st.integers(0, 2**16))
 def test_lstm_gradients_match_finite_differences(xp, float64, b, t_len, d_in, h, seed):
-    """dx, dW, db and the state gradients (dh_0, dc_0), with dstate_T = (dh_T, dc_T) fed in."""
+    """dx, dW, db and the state gradients (dh_0, dC_0), with dstate_T = (dh_T, dC_T) fed in."""
     rng = RNG(seed)
     core = LSTM(d_in, h, rng)
     state = (rng.normal((b, h)), rng.normal((b, h)))
@@ -74,7 +74,7 @@ def test_none_dstate_means_zero_and_last_output_is_final_state(xp, float64):
     rng = RNG(1)
     core = LSTM(2, 3, rng)
     x, dhs = rng.normal((4, 5, 2)), rng.normal((4, 5, 3))
-    hs, (h_T, c_T), cache = core.forward(x, core.initial_state(4))
+    hs, (h_T, cell_T), cache = core.forward(x, core.initial_state(4))
     np.testing.assert_array_equal(to_numpy(hs[:, -1, :]), to_numpy(h_T))
     dx_none, (dh_none, dc_none) = core.backward(dhs, None, cache)
     zeros = core.initial_state(4)
@@ -167,7 +167,7 @@ def test_lstm_backward_shape_errors_name_the_layer(xp):
     with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dhs of shape \(2, 3, 6\)"):
         core.backward(backend.asarray(np.zeros((2, 4, 6))), None, cache)
     bad = (backend.asarray(np.zeros((2, 6))), backend.asarray(np.zeros((2, 5))))
-    with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dc_T"):
+    with pytest.raises(ValueError, match=r"LSTM\(5, 6\): expected dC_T"):
         core.backward(backend.asarray(np.zeros((2, 3, 6))), bad, cache)
 
 
@@ -181,3 +181,68 @@ def test_seq_linear_shape_errors_name_the_layer(xp):
     assert tuple(out.shape) == (2, 5, 3)
     with pytest.raises(ValueError, match=r"SeqLinear\(4, 3\): expected dout"):
         layer.backward(backend.asarray(np.zeros((2, 4, 3))), cache)
+
+
+def lstm_bptt_written_out(x, W, b, h0, cell0, dhs, dh_T, dcell_T):
+    """BPTT of the LSTM with the equations of LSTM.backward's docstring, one time step
+    and one gate at a time, in plain NumPy (float64): (dx, dh_0, dC_0, dW, db)."""
+
+    def sig(a):
+        return 1.0 / (1.0 + np.exp(-a))
+
+    n, t_len, d = x.shape
+    H = h0.shape[1]
+    hs, cells, gates, zs = [h0], [cell0], [], []
+    for t in range(t_len):
+        z = np.concatenate([x[:, t], hs[-1]], axis=1)
+        a = z @ W + b
+        i, f, o, g = (
+            sig(a[:, :H]),
+            sig(a[:, H : 2 * H]),
+            sig(a[:, 2 * H : 3 * H]),
+            np.tanh(a[:, 3 * H :]),
+        )
+        cells.append(f * cells[-1] + i * g)
+        hs.append(o * np.tanh(cells[-1]))
+        gates.append((i, f, o, g))
+        zs.append(z)
+    dW, db, dx = np.zeros_like(W), np.zeros_like(b), np.zeros_like(x)
+    dh, dcell = dh_T.copy(), dcell_T.copy()
+    for t in reversed(range(t_len)):
+        i, f, o, g = gates[t]
+        tanh_cell = np.tanh(cells[t + 1])
+        dh = dh + dhs[:, t]
+        dcell = dcell + dh * o * (1 - tanh_cell**2)
+        da_i = dcell * g * i * (1 - i)
+        da_f = dcell * cells[t] * f * (1 - f)
+        da_o = dh * tanh_cell * o * (1 - o)
+        da_g = dcell * i * (1 - g**2)
+        da = np.concatenate([da_i, da_f, da_o, da_g], axis=1)
+        dW += zs[t].T @ da
+        db += da.sum(axis=0)
+        dz = da @ W.T
+        dx[:, t] = dz[:, :d]
+        dh, dcell = dz[:, d:], dcell * f
+    return dx, dh, dcell, dW, db
+
+
+@given(b=sizes, t_len=st.integers(1, 5), d_in=sizes, h=sizes, seed=st.integers(0, 2**16))
+def test_backward_equals_the_equations_written_out(xp, float64, b, t_len, d_in, h, seed):
+    """LSTM.backward (the three sigmoid derivatives in one pass, dh_{t-1} as (W_h da_t^T)^T)
+    equals its docstring's equations evaluated gate by gate, to rounding."""
+    rng = RNG(seed)
+    core = LSTM(d_in, h, rng)
+    core.b.value = rng.normal((4 * h,))
+    x, dhs = rng.normal((b, t_len, d_in)), rng.normal((b, t_len, h))
+    state, dstate_T = (
+        (rng.normal((b, h)), rng.normal((b, h))),
+        (rng.normal((b, h)), rng.normal((b, h))),
+    )
+    _, _, cache = core.forward(x, state)
+    dx, (dh0, dcell0) = core.backward(dhs, dstate_T, cache)
+    expected = lstm_bptt_written_out(
+        *(to_numpy(a) for a in (x, core.W.value, core.b.value, *state, dhs, *dstate_T))
+    )
+    got = (dx, dh0, dcell0, core.W.grad, core.b.grad)
+    for a, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(to_numpy(a), e, rtol=1e-10, atol=1e-12)

@@ -30,6 +30,7 @@ import functools
 
 from .. import backend
 from ..optim import LR_SCHEDULES
+from ..tools.allocator import retain_freed_memory
 from ..train import Dataset
 from .jobs import mlp_record
 
@@ -52,7 +53,7 @@ PROFILES = {
         "lr": {"bprop": 1e-3, "dni": 1e-3, "cdni": 1e-3},
         "sg_lr": {"bprop": 0.0, "dni": 1e-3, "cdni": 1e-3},
         "sg_hidden": {"bprop": [], "dni": [2], "cdni": []},
-        "sg_k": 5,
+        "sg_kernel_size": 5,
         "lr_schedule": "cosine",
         "train_subset": 256,
         "test_subset": 64,
@@ -69,7 +70,7 @@ PROFILES = {
         "lr": {"bprop": 1e-3, "dni": 1e-3, "cdni": 1e-3},
         "sg_lr": {"bprop": 0.0, "dni": 1e-3, "cdni": 1e-3},
         "sg_hidden": {"bprop": [], "dni": [], "cdni": [16]},
-        "sg_k": 5,
+        "sg_kernel_size": 5,
         "lr_schedule": "cosine",
         "workers": 2,
     },
@@ -84,7 +85,7 @@ PROFILES = {
         "lr": {"bprop": 3e-5, "dni": 3e-5, "cdni": 3e-5},
         "sg_lr": {"bprop": 0.0, "dni": 3e-5, "cdni": 3e-5},
         "sg_hidden": {"bprop": [], "dni": "width x 2", "cdni": "width x 2"},
-        "sg_k": 5,
+        "sg_kernel_size": 5,
         "lr_schedule": "constant",
         "workers": 1,
     },
@@ -111,7 +112,7 @@ def sg_hidden(config: dict, dataset: str, method: str) -> list[int]:
 
 def jobs(config: dict, data_dir: str | None = None) -> list[dict]:
     """One job per (dataset, method, seed), for the datasets that are present."""
-    settings = ("batch_size", "steps", "eval_every", "lr_schedule", "sg_k")
+    settings = ("batch_size", "steps", "eval_every", "lr_schedule", "sg_kernel_size")
     subsets = ("train_subset", "test_subset")
     return [
         {
@@ -156,6 +157,7 @@ def run_job(job: dict) -> dict:
     from ..train import fit
 
     backend.set_backend(job.get("backend", backend.get_backend()))
+    retain_freed_memory()  # a CNN step's large temporaries: reuse, not page faults
     train, test = _data(job["dataset"], job.get("data_dir"), backend.get_backend())
     if job.get("train_subset"):
         train = Dataset(train.x[: job["train_subset"]], train.y[: job["train_subset"]])
@@ -169,7 +171,7 @@ def run_job(job: dict) -> dict:
         rng,
         lr=job["lr"],
         sg_hidden=tuple(job["sg_hidden"]),
-        sg_k=job["sg_k"],
+        sg_kernel_size=job["sg_kernel_size"],
         sg_lr=job["sg_lr"],
     )
     name = f"{job['dataset']} {job['method']} seed={job['seed']}"

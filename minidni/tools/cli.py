@@ -139,16 +139,19 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ..bench import bench, bench_cnn, memory
+    from ..bench import bench
+    from ..bench.memory import ALL_MODELS, CNN_MODELS, DEFAULT_MODELS, memory
 
-    if args.cnn:
-        bench_cnn(batch=args.batch or 64, steps=args.steps)
-        return 0
+    if args.all and not args.memory:
+        return _fail(ValueError("bench --all goes with --memory STEPS (every model's memory)"))
     if args.memory:
-        memory(steps=args.memory, batch=args.batch or 256)
+        if args.threads is not None:
+            os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # the models' processes
+        models = ALL_MODELS if args.all else CNN_MODELS if args.cnn else DEFAULT_MODELS
+        memory(steps=args.memory, batch=args.batch, models=models)
         return 0
     bench(
-        batch=args.batch or 256,
+        batch=args.batch,
         steps=args.steps,
         rounds=args.rounds,
         warmup=args.warmup,
@@ -157,6 +160,7 @@ def _bench(args: argparse.Namespace) -> int:
         lstm=not args.no_lstm,
         threads=args.threads,
         clock=args.clock,
+        cnn=args.cnn,
     )
     return 0
 
@@ -407,8 +411,9 @@ def _parser() -> Parser:
         "bench",
         help="time one training step of each model (optionally beside PyTorch)",
         description="Milliseconds per training step of the MNIST network (backprop, cDNI, "
-        "DNI) and of the LSTM (BPTT, DNI, DNI + Aux), on the current backend; with "
-        "--compare torch, the same models in PyTorch beside them.",
+        "DNI) and of the LSTM (BPTT, DNI, DNI + Aux), or with --cnn of the ff-cnn CNN "
+        "(backprop, cDNI, DNI), on the current backend; with --compare torch, the same "
+        "backprop / BPTT models in PyTorch beside them.",
     )
     p.add_argument("--compare", choices=["torch"], help="also time the same models in PyTorch")
     p.add_argument("--batch", type=_whole(1), help="batch size (default: 256 MLP, 64 CNN)")
@@ -427,9 +432,16 @@ def _parser() -> Parser:
         help="cpu: process CPU time, robust on a shared machine (use with --threads 1)",
     )
     p.add_argument(
-        "--memory", type=_whole(1), metavar="STEPS", help="instead: resident memory over STEPS"
+        "--memory",
+        type=_whole(1),
+        metavar="STEPS",
+        help="instead: resident memory over STEPS (the cDNI MLP and the DNI + Aux LSTM; "
+        "with --cnn the CNN's three methods; with --all every model)",
     )
-    p.add_argument("--cnn", action="store_true", help="the ff-cnn CNN instead (Bprop, cDNI, DNI)")
+    p.add_argument(
+        "--cnn", action="store_true", help="the ff-cnn CNN (Bprop, cDNI, DNI) instead of MLP, LSTM"
+    )
+    p.add_argument("--all", action="store_true", help="with --memory: every benchmarked model")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(
