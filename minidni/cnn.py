@@ -1,6 +1,6 @@
 """Convolutional nets decoupled at every layer, and their convolutional SG models.
 
-The paper (Jaderberg et al. 2017, section 4.1, Table 2) decouples every layer of CNNs on
+The paper (Jaderberg et al., ICML 2017, section 3.3) decouples every layer of CNNs on
 MNIST and CIFAR-10 as well as of MLPs. Its appendix, as quoted in public code (we could
 not read the appendix itself), describes the CIFAR-10 CNN so: every hidden layer is a
 convolution with 128 5x5 filters and resolution-preserving padding, batch normalisation,

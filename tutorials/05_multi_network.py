@@ -32,8 +32,9 @@
 # 1. builds the task: a stream of MNIST digits, two counts at two timescales;
 # 2. runs the system (`minidni.multinet.MultiNet`) and checks when B ticks and what it
 #    reads;
-# 3. shows that a perfect synthetic-gradient model gives A exactly the locked gradients;
-# 4. trains the locked and the DNI system and compares them, in steps and in seconds.
+# 3. shows that a perfect synthetic-gradient model gives A exactly the Bprop gradients;
+# 4. trains the Bprop (update-locked) and the DNI system and compares them, in steps
+#    and in seconds.
 #
 # What we built differs from the paper in places, and some of the paper's details we
 # could not check; `docs/multinet.md` lists both.
@@ -150,9 +151,9 @@ show(fig, "05_ticks")
 # suite checks this for many k and stream lengths (`tests/test_multinet.py`), also
 # while training, and that B's input holds exactly those messages.
 #
-# ## 3. Locked and DNI, and why they agree with a perfect M
+# ## 3. Bprop and DNI, and why they agree with a perfect M
 #
-# `train_window` trains on one window of k^2 steps. **Locked**: B's loss is backpropagated
+# `train_window` trains on one window of k^2 steps. **Bprop**: B's loss is backpropagated
 # through B's k ticks into every message `m_t`; then A backpropagates those gradients and
 # its own losses through the window and takes *one* update. **DNI**: after every piece
 # A backpropagates `delta_hat_t = M(m_t, [h^A_t, phase])` into its messages and its own
@@ -160,7 +161,7 @@ show(fig, "05_ticks")
 #
 # If M were perfect, predicting B's true gradient, and A unrolled over the same span,
 # the two would give A the same gradients. We check it with optimizers that sum the
-# gradients instead of moving anything, and an "M" that returns the locked run's true
+# gradients instead of moving anything, and an "M" that returns the Bprop run's true
 # message gradients (in minidni's units, `delta = B * dL/dm`).
 
 
@@ -201,7 +202,7 @@ oracle_max_diff = max(
     float(np.max(np.abs(a - b)))
     for a, b in zip(systems["dni"].opt_a.total, systems["bprop"].opt_a.total)
 )
-print(f"oracle DNI vs locked, largest difference in A's gradients: {oracle_max_diff:.2e}")
+print(f"oracle DNI vs Bprop, largest difference in A's gradients: {oracle_max_diff:.2e}")
 
 # %% [markdown]
 # (Zero, or float32 rounding: the same numbers go through the same operations.) A real
@@ -266,10 +267,10 @@ for method in ("bprop", "dni"):
 #   its own loss is there at every update.
 # - **B's task** is the claim under test. In our runs the synthetic gradient is a poor
 #   predictor of B's gradient (cosine a few hundredths), so A learns to signal 3s more
-#   slowly with DNI than with the exact, if late, locked gradient; see
+#   slowly with DNI than with the exact, if late, Bprop gradient; see
 #   `docs/multinet.md` for the full experiment (`minidni reproduce multinet`, k in
 #   {2, 4, 8}, 3 seeds).
-# - **Seconds**: on one CPU process DNI costs somewhat more per step than the locked
+# - **Seconds**: on one CPU process DNI costs somewhat more per step than the Bprop
 #   system (it also runs and trains M, and A updates k times as often); the wall-time
 #   advantage DNI promises needs A and B on separate workers, which this simulation
 #   does not have.
@@ -282,7 +283,7 @@ for method, log in runs.items():
     print(f"{method}: B reaches {th['threshold_b']:.3f} at step {hit}; {final}")
 
 # %% [markdown]
-# In pictures: both tasks' test accuracy against steps, locked (black) and DNI (blue);
+# In pictures: both tasks' test accuracy against steps, Bprop (black) and DNI (blue);
 # B's threshold dotted.
 
 # %%

@@ -1,6 +1,6 @@
 """``minidni reproduce ff``: every-layer-decoupled MNIST MLPs, Bprop vs DNI vs cDNI.
 
-Jaderberg et al., ICML 2017, section 3.3 / Table 2: fully connected nets with 3
+Jaderberg et al., ICML 2017, section 3.3: fully connected nets with 3
 to 6 hidden layers of 256 units (Linear + BatchNorm + ReLU), Adam, batch 256, a DNI at
 every layer boundary. Bprop is the same net trained by backpropagation.
 

@@ -1,6 +1,6 @@
 """``minidni reproduce ff-cnn``: every-layer-decoupled CNNs, Bprop vs DNI vs cDNI.
 
-Jaderberg et al. 2017, section 4.1 / Table 2, CNN rows: convolutional nets on MNIST and
+Jaderberg et al., ICML 2017, section 3.3, the CNNs: convolutional nets on MNIST and
 CIFAR-10 with a DNI after every layer. The net (:func:`minidni.cnn.cnn_modules`): hidden
 conv layers (5x5, resolution-preserving padding) + BatchNorm + ReLU + 3x3 pooling
 (max after the first, average after the others), a Linear head; SG models are
