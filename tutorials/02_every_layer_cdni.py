@@ -30,11 +30,11 @@
 # 4. let every module update only at random times (`p_update`), as asynchronous workers;
 # 5. decouple every layer of a convolutional net, with convolutional SG models.
 #
-# Run time: about 3.5 minutes on a laptop (measured: 196 CPU seconds with one BLAS
-# thread, `OMP_NUM_THREADS=1`, on a 2-core machine), nearly half of it the CNN of section
-# 6. A longer CNN run is in the optional last section: set `FULL = True` below (or
-# `MINIDNI_TUTORIAL_FULL=1`) to run it: about 10 more minutes (the whole chapter with it
-# took 775 CPU seconds, measured the same way).
+# Run time: about 2.5 minutes on a laptop (measured: 154 CPU seconds with one BLAS
+# thread, `OMP_NUM_THREADS=1`, on a 2-core machine). A longer CNN run is in the optional
+# last section: set `FULL = True` below (or `MINIDNI_TUTORIAL_FULL=1`) to run it: at most
+# 10 more minutes (the whole chapter with it took 775 CPU seconds, measured the same way
+# with an earlier, slower version of the convolutions).
 
 # %%
 import copy
