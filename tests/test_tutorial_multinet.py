@@ -34,7 +34,7 @@ def test_multi_network_chapter(mnist_dir, monkeypatch, capsys, tmp_path):
         assert all((e["cos"] is None) == (method == "bprop") for e in log)
     assert all(np.isfinite(e["cos"]) for e in runs["dni"])
     out = capsys.readouterr().out
-    assert "oracle DNI vs locked" in out and "B reaches" in out
+    assert "oracle DNI vs Bprop" in out and "B reaches" in out
     # a figure beside each idea: the task, when each network ticks, the training runs
     saved = {p.name for p in tmp_path.glob("05_*.png")}
     assert {"05_task.png", "05_ticks.png", "05_multi_network.png"} <= saved
