@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The measurements behind docs/speed.md and docs/cnn.md, in one go, for a quiet machine:
+# The measurements behind docs/speed.md and docs/cnn.md, in one go, on a machine
+# with nothing else running:
 #   1. `minidni bench --compare torch` (MLP and LSTM) and `--cnn --compare torch` (the
-#      ff-cnn CNN), 2 threads, wall clock: the setting;
-#   2. the same with 1 thread and the CPU clock (robust when the machine is shared);
+#      ff-cnn CNN), 2 threads, wall clock;
+#   2. the same with 1 thread and the CPU clock (steadier where other programs run);
 #   3. `minidni reproduce ff-cnn --profile quick`, timed by /usr/bin/time (wall and CPU
 #      time, peak memory), with its table of test errors;
 #   4. resident memory over 1000 steps of every benchmarked model (about 10 minutes).
 # Usage, from the repository root, with PyTorch installed (pip install -e '.[bench]'):
 #   MINIDNI_DATA_DIR=../shared/data bash docs/speed_measure.sh [OUT]     (default OUT:
-#   /tmp/minidni-speed; about 30 minutes on 2 cores). Everything printed is also saved
+#   /tmp/minidni-speed; about 35 minutes on 2 cores). Everything printed is also saved
 #   in OUT; the ff-cnn results land in OUT/results/ff-cnn.json.
 set -euo pipefail
 out=${1:-/tmp/minidni-speed}
