@@ -26,10 +26,10 @@ def canonical(method: str) -> str:
     return "bprop" if method == "bptt" else method
 
 
-def tail_mean(values: list[float]) -> float:
-    """Mean over the last tenth of a learning curve."""
+def tail_mean(values: list[float | None]) -> float:
+    """Mean over the last tenth of a learning curve (None: M had nothing to score yet)."""
     n = max(1, len(values) // 10)
-    return statistics.fmean(values[-n:])
+    return statistics.fmean(v for v in values[-n:] if v is not None)
 
 
 def main(path: Path) -> None:
@@ -58,7 +58,7 @@ def main(path: Path) -> None:
                 if method == "dni":
                     r2 = statistics.median(tail_mean(r["curve"]["sg_r2_zero"]) for r in cell)
                     cos = statistics.median(tail_mean(r["curve"]["sg_cos"]) for r in cell)
-                    best = max(max(r["curve"]["sg_cos"]) for r in cell)
+                    best = max(v for r in cell for v in r["curve"]["sg_cos"] if v is not None)
                     quality.append(
                         f"T={T}: R^2 vs zero {r2:+.3f}, cos {cos:.3f}, best cos {best:.2f}"
                     )

@@ -264,6 +264,17 @@ def test_readme_table1_rows_are_the_committed_results(label, task, key):
     assert {"DNI": dni, "BPTT": bptt} == expected, f"README {label!r} != committed results"
 
 
+def test_recurrent_doc_long_tables_are_the_committed_results():
+    """docs/recurrent.md's long-profile tables (median (min-max)) quote the medians of
+    results/long/rnn-copy.json, cell by cell."""
+    page = ROOT / "docs" / "recurrent.md"
+    for task, key in (("Copy", "copy"), ("Repeat Copy", "repeat_copy")):
+        table = _md_table(page, f"{task}, long")
+        rows = {r[0]: r[1:] for r in table[1:]}
+        quoted = {m: [cell.split(" ")[0] for cell in rows[m]] for m in ("DNI", "BPTT")}
+        assert quoted == _long_medians(key), f"recurrent.md long {task} != results/long"
+
+
 def test_recurrent_doc_table1_is_the_committed_results():
     """docs/recurrent.md's quick Table 1 (medians) equals figures/rnn_table.md."""
     page = ROOT / "docs" / "recurrent.md"

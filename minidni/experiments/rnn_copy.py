@@ -58,10 +58,9 @@ Profiles (``quick``'s sizes come from pilot runs):
   (10,000 batches), linear SG models, Adam 3e-3 (core) and 3e-4 (SG model, from a sweep,
   docs/recurrent.md); sized for <= 30 minutes on 2 free cores.
 - ``long``: for users who can wait hours on a CPU: LSTM of 128 units, Adam 1e-3,
-  T in {2, 3, 4, 5}, Bprop vs DNI, 3 seeds, 2,000,000 sequences a run (48 runs). Expected
-  wall time about 3 hours on 2 free cores, estimated, not measured: a 64,000-sequence
-  calibration run at 128 units took 10 CPU seconds (first levels; longer episodes later
-  cost more), i.e. some 300-400 CPU seconds a run.
+  T in {2, 3, 4, 5}, Bprop vs DNI, 3 seeds, 2,000,000 sequences a run (48 runs): 6.1
+  CPU-hours in all (a Bprop run 3-6 minutes, a DNI run 8-14), about 3 to 3.5 hours on 2
+  free cores; its results are committed (docs/recurrent.md, "The long profile").
 - ``full``: the paper's scale: LSTM of 256 units, batch 256, 3 seeds, 10M sequences
   (for a GPU: ``MINIDNI_BACKEND=cupy``).
 """
