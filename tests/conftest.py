@@ -77,3 +77,22 @@ def mnist_dir(data_dir: Path) -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+class _CtrlCAfter:
+    """A progress log that presses Ctrl-C once ``after`` runs have finished (a finished
+    run's line reports the time elapsed), keeping every line it saw in ``lines``."""
+
+    def __init__(self, after: int):
+        self.after, self.lines = after, []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if sum("elapsed" in x for x in self.lines) == self.after:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def ctrl_c_after():
+    """``ctrl_c_after(n)``: a log for ``experiments.run`` that interrupts it after n runs."""
+    return _CtrlCAfter

@@ -418,23 +418,11 @@ def _without_timing(results: dict) -> dict:
     return {**{k: v for k, v in results.items() if k != "wall_seconds"}, "runs": runs}
 
 
-class Interrupt:
-    """A log that presses Ctrl-C after ``after`` runs have finished."""
-
-    def __init__(self, after: int):
-        self.after, self.lines = after, []
-
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        if sum("elapsed" in x for x in self.lines) == self.after:
-            raise KeyboardInterrupt
-
-
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, ctrl_c_after):
     overrides = {"truncations": [2, 3]}  # 12 runs
     whole = experiments.run("rnn-copy", "smoke", tmp_path / "a", lambda _: None, overrides)
 
-    log = Interrupt(after=5)
+    log = ctrl_c_after(5)
     with pytest.raises(KeyboardInterrupt):
         experiments.run("rnn-copy", "smoke", tmp_path / "b", log, overrides)
     assert "interrupted: 5 of 12 runs are saved in" in log.lines[-1]

@@ -38,18 +38,6 @@ def probe(job: dict) -> dict:
     return {**job, "threads_in_effect": threads.in_effect()}
 
 
-class Interrupt:
-    """A log that presses Ctrl-C after ``after`` runs have finished."""
-
-    def __init__(self, after: int):
-        self.after, self.lines = after, []
-
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        if sum("elapsed" in x for x in self.lines) == self.after:
-            raise KeyboardInterrupt
-
-
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("one")
@@ -64,12 +52,12 @@ def test_one_and_two_workers_give_bitwise_equal_runs(one_worker, tmp_path):
 
 @pytest.mark.parametrize("first, then", [(1, 2), (2, 1)])
 def test_a_run_resumed_with_other_workers_equals_an_uninterrupted_one(
-    one_worker, tmp_path, first, then
+    one_worker, tmp_path, ctrl_c_after, first, then
 ):
     """Stopped after 5 runs with ``first`` workers, resumed with ``then``: the saved runs
     are kept, the others computed, and every number equals the uninterrupted run's."""
     with pytest.raises(KeyboardInterrupt):
-        experiments.run("rnn-copy", "smoke", tmp_path, Interrupt(5), {**TWO_T, "workers": first})
+        experiments.run("rnn-copy", "smoke", tmp_path, ctrl_c_after(5), {**TWO_T, "workers": first})
     lines: list[str] = []
     resumed = experiments.run(
         "rnn-copy", "smoke", tmp_path, lines.append, {**TWO_T, "workers": then}
